@@ -1,0 +1,390 @@
+//! Block compression codecs, with Loki's names and chunk-format id bytes.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::str::FromStr;
+
+use crate::error::ChunkError;
+
+/// A block compression codec.
+///
+/// Names and id bytes are Loki's (`ingester.chunk_encoding`), so configuration
+/// carries over unchanged. The LZ4 variants keep Loki's block-size suffix in
+/// their Rust names (`Lz4_64k` … `Lz4_4M`), hence `non_camel_case_types`; they
+/// all write the LZ4 frame format with that maximum block size.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Codec {
+    /// No compression (`none`, id 0).
+    None,
+    /// gzip at the default level (`gzip`, id 1).
+    Gzip,
+    /// LZ4 frames with 64 KiB blocks (`lz4-64k`, id 3).
+    Lz4_64k,
+    /// LZ4 frames with 256 KiB blocks (`lz4-256k`, id 5).
+    Lz4_256k,
+    /// LZ4 frames with 1 MiB blocks (`lz4-1M`, id 6).
+    Lz4_1M,
+    /// LZ4 frames with 4 MiB blocks (`lz4`, id 7).
+    Lz4_4M,
+    /// Snappy framed stream format (`snappy`, id 4).
+    Snappy,
+    /// Raw DEFLATE at the default level (`flate`, id 8).
+    Flate,
+    /// Zstandard at level 3 (`zstd`, id 9); the default.
+    #[default]
+    Zstd,
+}
+
+/// Loki's encoding names, in Loki's order, as listed in error messages.
+const SUPPORTED: &str = "none, gzip, lz4-64k, snappy, lz4-256k, lz4-1M, lz4, flate, zstd";
+
+const ZSTD_LEVEL: i32 = 3;
+
+impl Codec {
+    /// Every codec, in id order.
+    pub const ALL: [Codec; 9] = [
+        Codec::None,
+        Codec::Gzip,
+        Codec::Lz4_64k,
+        Codec::Snappy,
+        Codec::Lz4_256k,
+        Codec::Lz4_1M,
+        Codec::Lz4_4M,
+        Codec::Flate,
+        Codec::Zstd,
+    ];
+
+    /// Returns Loki's name for the codec (`lz4` for [`Codec::Lz4_4M`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Codec::None => "none",
+            Codec::Gzip => "gzip",
+            Codec::Lz4_64k => "lz4-64k",
+            Codec::Lz4_256k => "lz4-256k",
+            Codec::Lz4_1M => "lz4-1M",
+            Codec::Lz4_4M => "lz4",
+            Codec::Snappy => "snappy",
+            Codec::Flate => "flate",
+            Codec::Zstd => "zstd",
+        }
+    }
+
+    /// Returns the codec's id byte in the chunk format (Loki's values).
+    pub fn id(&self) -> u8 {
+        match self {
+            Codec::None => 0,
+            Codec::Gzip => 1,
+            Codec::Lz4_64k => 3,
+            Codec::Snappy => 4,
+            Codec::Lz4_256k => 5,
+            Codec::Lz4_1M => 6,
+            Codec::Lz4_4M => 7,
+            Codec::Flate => 8,
+            Codec::Zstd => 9,
+        }
+    }
+
+    /// Returns the codec with id byte `id`, or [`ChunkError::UnknownCodec`].
+    pub fn from_id(id: u8) -> Result<Codec, ChunkError> {
+        Codec::ALL
+            .into_iter()
+            .find(|codec| codec.id() == id)
+            .ok_or(ChunkError::UnknownCodec(id))
+    }
+
+    /// Appends the compressed form of `input` to `out`.
+    pub fn compress(&self, input: &[u8], out: &mut Vec<u8>) {
+        // Every encoder below writes into a Vec, which cannot fail, and none of
+        // them can reject its input, so an error here is a bug, not bad data.
+        const INFALLIBLE: &str = "compressing into a Vec<u8> cannot fail";
+        match self {
+            Codec::None => out.extend_from_slice(input),
+            Codec::Gzip => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(out, flate2::Compression::default());
+                encoder.write_all(input).expect(INFALLIBLE);
+                encoder.finish().expect(INFALLIBLE);
+            }
+            Codec::Flate => {
+                let mut encoder =
+                    flate2::write::DeflateEncoder::new(out, flate2::Compression::default());
+                encoder.write_all(input).expect(INFALLIBLE);
+                encoder.finish().expect(INFALLIBLE);
+            }
+            Codec::Lz4_64k | Codec::Lz4_256k | Codec::Lz4_1M | Codec::Lz4_4M => {
+                let block_size = match self {
+                    Codec::Lz4_64k => lz4_flex::frame::BlockSize::Max64KB,
+                    Codec::Lz4_256k => lz4_flex::frame::BlockSize::Max256KB,
+                    Codec::Lz4_1M => lz4_flex::frame::BlockSize::Max1MB,
+                    _ => lz4_flex::frame::BlockSize::Max4MB,
+                };
+                let info = lz4_flex::frame::FrameInfo::new()
+                    .block_size(block_size)
+                    .content_size(Some(input.len() as u64));
+                let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+                encoder.write_all(input).expect(INFALLIBLE);
+                encoder.finish().expect(INFALLIBLE);
+            }
+            Codec::Snappy => {
+                let mut encoder = snap::write::FrameEncoder::new(out);
+                encoder.write_all(input).expect(INFALLIBLE);
+                encoder.flush().expect(INFALLIBLE);
+            }
+            Codec::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
+                    .expect("creating a zstd context only fails when out of memory");
+                encoder
+                    .set_pledged_src_size(Some(input.len() as u64))
+                    .expect(INFALLIBLE);
+                encoder.include_contentsize(true).expect(INFALLIBLE);
+                encoder.write_all(input).expect(INFALLIBLE);
+                encoder.finish().expect(INFALLIBLE);
+            }
+        }
+    }
+
+    /// Appends the decompressed form of `input` to `out`.
+    ///
+    /// Fails with [`ChunkError::TooLarge`] rather than appending more than
+    /// `max_size` bytes, and with [`ChunkError::Decompress`] on corrupt input;
+    /// it never panics. On error `out` is truncated back to its original length.
+    pub fn decompress(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_size: usize,
+    ) -> Result<(), ChunkError> {
+        let original_len = out.len();
+        let result = self.decompress_into(input, out, max_size);
+        if result.is_err() {
+            out.truncate(original_len);
+        }
+        result
+    }
+
+    fn decompress_into(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_size: usize,
+    ) -> Result<(), ChunkError> {
+        match self {
+            Codec::None => {
+                if input.len() > max_size {
+                    return Err(ChunkError::TooLarge);
+                }
+                out.extend_from_slice(input);
+                Ok(())
+            }
+            Codec::Gzip => self.read_bounded(flate2::read::GzDecoder::new(input), out, max_size),
+            Codec::Flate => {
+                self.read_bounded(flate2::read::DeflateDecoder::new(input), out, max_size)
+            }
+            Codec::Lz4_64k | Codec::Lz4_256k | Codec::Lz4_1M | Codec::Lz4_4M => {
+                self.read_bounded(lz4_flex::frame::FrameDecoder::new(input), out, max_size)
+            }
+            Codec::Snappy => self.read_bounded(snap::read::FrameDecoder::new(input), out, max_size),
+            Codec::Zstd => {
+                let decoder = zstd::stream::read::Decoder::with_buffer(input)
+                    .map_err(|error| self.failure(&error))?;
+                self.read_bounded(decoder, out, max_size)
+            }
+        }
+    }
+
+    fn read_bounded(
+        &self,
+        decoder: impl Read,
+        out: &mut Vec<u8>,
+        max_size: usize,
+    ) -> Result<(), ChunkError> {
+        let limit = u64::try_from(max_size)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let read = decoder
+            .take(limit)
+            .read_to_end(out)
+            .map_err(|error| self.failure(&error))?;
+        if read > max_size {
+            return Err(ChunkError::TooLarge);
+        }
+        Ok(())
+    }
+
+    fn failure(&self, error: &std::io::Error) -> ChunkError {
+        ChunkError::Decompress {
+            codec: *self,
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    /// Writes Loki's name for the codec.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Codec {
+    type Err = ChunkError;
+
+    /// Parses one of Loki's encoding names, ignoring ASCII case as Loki does.
+    fn from_str(name: &str) -> Result<Codec, ChunkError> {
+        Codec::ALL
+            .into_iter()
+            .find(|codec| codec.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| ChunkError::UnknownCodecName {
+                name: name.to_owned(),
+                supported: SUPPORTED,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut data = Vec::new();
+        for index in 0..5_000 {
+            data.extend_from_slice(
+                format!("ts=2024-01-01T00:00:{index:05} level=info msg=\"request {index}\" status=200\n")
+                    .as_bytes(),
+            );
+        }
+        data
+    }
+
+    #[test]
+    fn names_and_ids_match_loki() {
+        let expected = [
+            ("none", 0),
+            ("gzip", 1),
+            ("lz4-64k", 3),
+            ("snappy", 4),
+            ("lz4-256k", 5),
+            ("lz4-1M", 6),
+            ("lz4", 7),
+            ("flate", 8),
+            ("zstd", 9),
+        ];
+        for (name, id) in expected {
+            let codec: Codec = name.parse().expect("valid name");
+            assert_eq!(codec.as_str(), name);
+            assert_eq!(codec.to_string(), name);
+            assert_eq!(codec.id(), id);
+            assert_eq!(Codec::from_id(id), Ok(codec));
+        }
+        assert_eq!("LZ4-1m".parse::<Codec>(), Ok(Codec::Lz4_1M));
+        assert_eq!(Codec::default(), Codec::Zstd);
+    }
+
+    #[test]
+    fn rejects_unknown_names_and_ids() {
+        let error = "brotli".parse::<Codec>().expect_err("unknown");
+        assert_eq!(
+            error.to_string(),
+            "invalid encoding: brotli, supported: none, gzip, lz4-64k, snappy, lz4-256k, lz4-1M, lz4, flate, zstd"
+        );
+        assert_eq!(Codec::from_id(2), Err(ChunkError::UnknownCodec(2)));
+        assert_eq!(Codec::from_id(255), Err(ChunkError::UnknownCodec(255)));
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        let data = sample();
+        for codec in Codec::ALL {
+            for input in [&data[..], b"", b"x"] {
+                let mut compressed = b"prefix".to_vec();
+                codec.compress(input, &mut compressed);
+                let mut decompressed = b"keep".to_vec();
+                codec
+                    .decompress(&compressed[6..], &mut decompressed, input.len())
+                    .unwrap_or_else(|error| panic!("{codec}: {error}"));
+                assert_eq!(&decompressed[4..], input, "{codec}");
+            }
+            if codec != Codec::None {
+                let mut compressed = Vec::new();
+                codec.compress(&data, &mut compressed);
+                assert!(compressed.len() < data.len() / 3, "{codec} should compress");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_to_exceed_max_size() {
+        let data = sample();
+        for codec in Codec::ALL {
+            let mut compressed = Vec::new();
+            codec.compress(&data, &mut compressed);
+            let mut out = Vec::new();
+            assert_eq!(
+                codec.decompress(&compressed, &mut out, data.len() - 1),
+                Err(ChunkError::TooLarge),
+                "{codec}"
+            );
+            assert!(out.is_empty(), "{codec}: out restored on error");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let garbage = b"this is certainly not a compressed stream \x00\x01\x02\xff";
+        for codec in Codec::ALL.into_iter().filter(|codec| *codec != Codec::None) {
+            let mut out = Vec::new();
+            let result = codec.decompress(garbage, &mut out, 1 << 20);
+            assert!(
+                matches!(result, Err(ChunkError::Decompress { codec: failed, .. }) if failed == codec),
+                "{codec}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_flipped_streams_are_errors_not_panics() {
+        let data = sample();
+        for codec in Codec::ALL.into_iter().filter(|codec| *codec != Codec::None) {
+            let mut compressed = Vec::new();
+            codec.compress(&data, &mut compressed);
+            let truncated = &compressed[..compressed.len() / 2];
+            let mut out = Vec::new();
+            assert!(
+                codec.decompress(truncated, &mut out, data.len()).is_err(),
+                "{codec}"
+            );
+            for position in (0..compressed.len()).step_by(97) {
+                let mut flipped = compressed.clone();
+                flipped[position] ^= 0x5a;
+                let mut out = Vec::new();
+                let _ = codec.decompress(&flipped, &mut out, data.len());
+                assert!(out.len() <= data.len());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for codec in Codec::ALL {
+                let mut out = Vec::new();
+                let _ = codec.decompress(&bytes, &mut out, 1 << 16);
+                prop_assert!(out.len() <= 1 << 16);
+            }
+        }
+
+        #[test]
+        fn random_data_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            for codec in Codec::ALL {
+                let mut compressed = Vec::new();
+                codec.compress(&bytes, &mut compressed);
+                let mut out = Vec::new();
+                prop_assert!(codec.decompress(&compressed, &mut out, bytes.len()).is_ok());
+                prop_assert_eq!(&out, &bytes);
+            }
+        }
+    }
+}

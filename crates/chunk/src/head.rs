@@ -1,0 +1,110 @@
+//! The head block: raw, unsorted entries not yet compressed.
+
+use crate::block::{Block, EntryRef};
+use crate::codec::Codec;
+use crate::varint;
+
+/// Entries in arrival order: all lines in one `String`, plus one [`EntryRef`]
+/// per entry, so appending never allocates per line.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeadBlock {
+    text: String,
+    entries: Vec<EntryRef>,
+    /// Exact size of the uncompressed block layout these entries would produce.
+    layout_size: usize,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl HeadBlock {
+    pub(crate) fn append(&mut self, ts: i64, line: &str) {
+        if self.entries.is_empty() {
+            self.min_ts = ts;
+            self.max_ts = ts;
+        } else {
+            self.min_ts = self.min_ts.min(ts);
+            self.max_ts = self.max_ts.max(ts);
+        }
+        self.entries.push(EntryRef {
+            ts,
+            start: self.text.len(),
+            len: line.len(),
+        });
+        self.text.push_str(line);
+        self.layout_size +=
+            varint::varint_len(ts) + varint::uvarint_len(line.len() as u64) + line.len();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Returns the size of the uncompressed block layout of the head entries.
+    pub(crate) fn layout_size(&self) -> usize {
+        self.layout_size
+    }
+
+    /// Returns `(min, max)` timestamps, or `None` when empty.
+    pub(crate) fn bounds(&self) -> Option<(i64, i64)> {
+        (!self.is_empty()).then_some((self.min_ts, self.max_ts))
+    }
+
+    /// Compresses the entries, sorted by (timestamp, arrival), into a block.
+    /// Returns `None` when the head is empty.
+    pub(crate) fn to_block(&self, codec: Codec, scratch: &mut Vec<u8>) -> Option<Block> {
+        if self.is_empty() {
+            return None;
+        }
+        if is_sorted(&self.entries) {
+            return Some(Block::build(codec, &self.text, &self.entries, scratch));
+        }
+        let mut sorted = self.entries.clone();
+        sorted.sort_by_key(|entry| entry.ts);
+        Some(Block::build(codec, &self.text, &sorted, scratch))
+    }
+
+    /// Like [`HeadBlock::to_block`], then empties the head keeping its buffers.
+    pub(crate) fn cut(&mut self, codec: Codec, scratch: &mut Vec<u8>) -> Option<Block> {
+        if self.is_empty() {
+            return None;
+        }
+        if !is_sorted(&self.entries) {
+            // Stable: equal timestamps keep their arrival order.
+            self.entries.sort_by_key(|entry| entry.ts);
+        }
+        let block = Block::build(codec, &self.text, &self.entries, scratch);
+        self.text.clear();
+        self.entries.clear();
+        self.layout_size = 0;
+        Some(block)
+    }
+
+    /// Copies the entries with `from <= ts < through` into a new text buffer,
+    /// sorted by (timestamp, arrival).
+    pub(crate) fn snapshot(&self, from: i64, through: i64) -> (String, Vec<EntryRef>) {
+        let mut selected: Vec<EntryRef> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.ts >= from && entry.ts < through)
+            .copied()
+            .collect();
+        if !is_sorted(&selected) {
+            selected.sort_by_key(|entry| entry.ts);
+        }
+        let mut text = String::with_capacity(selected.iter().map(|entry| entry.len).sum());
+        for entry in &mut selected {
+            let line = self.text.get(entry.start..entry.end()).unwrap_or_default();
+            entry.start = text.len();
+            text.push_str(line);
+        }
+        (text, selected)
+    }
+}
+
+fn is_sorted(entries: &[EntryRef]) -> bool {
+    entries.windows(2).all(|pair| pair[0].ts <= pair[1].ts)
+}
