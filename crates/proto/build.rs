@@ -1,0 +1,18 @@
+//! Generates the protobuf and tonic code with a vendored `protoc`, so building
+//! Sluice needs nothing but cargo.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let include = protoc_bin_vendored::include_path()?;
+    // prost-build runs whatever PROTOC names; point it at the vendored binary.
+    std::env::set_var("PROTOC", protoc);
+    std::env::set_var("PROTOC_INCLUDE", &include);
+    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let proto_file = proto_dir.join("logproto.proto");
+    println!("cargo:rerun-if-changed={}", proto_file.display());
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&[proto_file], &[proto_dir, include])?;
+    Ok(())
+}
