@@ -1,0 +1,119 @@
+//! The distributor core: decode, validate, count, forward.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use prometheus_client::registry::Registry;
+use sluice_common::tenant::ORG_ID_HEADER;
+use sluice_common::{ErrorCode, LimitsConfig, TenantId};
+use sluice_proto::logproto::pusher_client::PusherClient;
+use sluice_proto::GrpcChannel;
+
+use crate::config::DistributorConfig;
+use crate::decode::{decode_push, JsonShape};
+use crate::error::PushError;
+use crate::metrics::{BytesLabels, DistributorMetrics, TenantLabel};
+use crate::validate::validate;
+
+/// Accepts pushes and forwards them to the ingester over gRPC.
+#[derive(Debug)]
+pub struct Distributor {
+    config: DistributorConfig,
+    limits: LimitsConfig,
+    auth_enabled: bool,
+    ingester: PusherClient<GrpcChannel>,
+    metrics: DistributorMetrics,
+}
+
+impl Distributor {
+    /// Creates a distributor pushing through `ingester` (an in-process or
+    /// network gRPC channel) and registers its metrics.
+    pub fn new(
+        config: DistributorConfig,
+        limits: LimitsConfig,
+        auth_enabled: bool,
+        ingester: GrpcChannel,
+        registry: &mut Registry,
+    ) -> Arc<Distributor> {
+        Arc::new(Distributor {
+            config,
+            limits,
+            auth_enabled,
+            ingester: PusherClient::new(ingester)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+            metrics: DistributorMetrics::new(registry),
+        })
+    }
+
+    /// Returns the HTTP routes of the push API.
+    pub fn router(self: &Arc<Distributor>) -> axum::Router {
+        crate::http::router(Arc::clone(self))
+    }
+
+    pub(crate) fn max_body_size(&self) -> usize {
+        self.config.max_recv_msg_size
+    }
+
+    /// Handles one push body: everything valid is stored; the reply carries
+    /// the last validation error if any (Loki's partial success).
+    pub(crate) async fn push(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        shape: JsonShape,
+    ) -> Result<(), PushError> {
+        let tenant = TenantId::from_headers(headers, self.auth_enabled)?;
+        let request = decode_push(headers, body, shape, self.config.max_recv_msg_size)?;
+        let validated = validate(request, &self.limits);
+        if !validated.request.streams.is_empty() {
+            self.forward(&tenant, validated.request).await?;
+            self.metrics
+                .lines_received
+                .get_or_create(&TenantLabel {
+                    tenant: tenant.to_string(),
+                })
+                .inc_by(validated.lines);
+            self.metrics
+                .bytes_received
+                .get_or_create(&BytesLabels {
+                    tenant: tenant.to_string(),
+                    retention_hours: "0".to_string(),
+                })
+                .inc_by(validated.bytes);
+        }
+        match validated.last_error {
+            Some(message) => Err(PushError::Invalid(message)),
+            None => Ok(()),
+        }
+    }
+
+    async fn forward(
+        &self,
+        tenant: &TenantId,
+        request: sluice_proto::logproto::PushRequest,
+    ) -> Result<(), PushError> {
+        let mut grpc_request = tonic::Request::new(request);
+        let tenant_value = tenant
+            .as_str()
+            .parse()
+            .map_err(|_| PushError::Invalid(format!("invalid tenant ID {tenant}")))?;
+        grpc_request
+            .metadata_mut()
+            .insert(ORG_ID_HEADER, tenant_value);
+        let mut client = self.ingester.clone();
+        client.push(grpc_request).boxed().await.map_err(|status| {
+            let code = ErrorCode::from_grpc_code(status.code());
+            tracing::warn!(%tenant, code = ?status.code(), message = status.message(), "ingester push failed");
+            PushError::Ingester {
+                code: if code == ErrorCode::Unavailable {
+                    ErrorCode::Internal
+                } else {
+                    code
+                },
+                message: status.message().to_string(),
+            }
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The distributor: Loki's push API (`/loki/api/v1/push`, `/api/prom/push`).
+//! Decodes protobuf+snappy or JSON bodies, validates streams and entries with
+//! Loki's rules and messages, and forwards what is valid to the ingester
+//! through the gRPC `Pusher` API.
+
+mod config;
+mod decode;
+mod distributor;
+mod error;
+mod http;
+mod metrics;
+mod validate;
+
+pub use config::DistributorConfig;
+pub use distributor::Distributor;
+pub use error::PushError;

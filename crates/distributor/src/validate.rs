@@ -1,0 +1,212 @@
+//! Stream and entry validation with Loki's rules and messages. Invalid items
+//! are dropped and the last error is kept for the reply; valid ones go on.
+
+use sluice_chunk::Labels;
+use sluice_common::LimitsConfig;
+use sluice_proto::logproto::{PushRequest, StreamAdapter};
+
+/// The valid part of a push, and what was wrong with the rest.
+#[derive(Debug, Default)]
+pub(crate) struct Validated {
+    /// Streams with canonical labels, their hash set, and only valid entries.
+    pub(crate) request: PushRequest,
+    /// Entries kept.
+    pub(crate) lines: u64,
+    /// Line bytes kept.
+    pub(crate) bytes: u64,
+    /// The last validation error, as Loki reports it.
+    pub(crate) last_error: Option<String>,
+}
+
+/// Validates every stream and entry of a push.
+pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig) -> Validated {
+    let mut validated = Validated::default();
+    for stream in request.streams {
+        let labels = match validate_labels(&stream.labels, limits) {
+            Ok(labels) => labels,
+            Err(message) => {
+                validated.last_error = Some(message);
+                continue;
+            }
+        };
+        let labels_text = labels.to_string();
+        let mut entries = stream.entries;
+        entries.retain_mut(|entry| {
+            if limits.max_line_size > 0 && entry.line.len() > limits.max_line_size {
+                if limits.max_line_size_truncate {
+                    let mut cut = limits.max_line_size;
+                    while !entry.line.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    entry.line.truncate(cut);
+                } else {
+                    validated.last_error = Some(format!(
+                        "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with length '{}' bytes",
+                        limits.max_line_size,
+                        labels_text,
+                        entry.line.len()
+                    ));
+                    return false;
+                }
+            }
+            true
+        });
+        if entries.is_empty() {
+            continue;
+        }
+        validated.lines += entries.len() as u64;
+        validated.bytes += entries
+            .iter()
+            .map(|entry| entry.line.len() as u64)
+            .sum::<u64>();
+        validated.request.streams.push(StreamAdapter {
+            hash: labels.fingerprint(),
+            labels: labels_text,
+            entries,
+        });
+    }
+    validated
+}
+
+/// Parses and checks one stream's labels; the error text is Loki's.
+fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, String> {
+    let labels = Labels::parse(text).map_err(|err| err.to_string())?;
+    if labels.is_empty() {
+        return Err("error at least one label pair is required per stream".to_string());
+    }
+    if labels.len() > limits.max_label_names_per_series {
+        return Err(format!(
+            "entry for stream '{}' has {} label names; limit {}",
+            labels,
+            labels.len(),
+            limits.max_label_names_per_series
+        ));
+    }
+    for label in labels.iter() {
+        if label.name.len() > limits.max_label_name_length {
+            return Err(format!(
+                "stream '{labels}' has label name too long: '{}'",
+                label.name
+            ));
+        }
+        if label.value.len() > limits.max_label_value_length {
+            return Err(format!(
+                "stream '{labels}' has label value too long: '{}'",
+                label.value
+            ));
+        }
+    }
+    if let Some(name) = labels.first_duplicate_name() {
+        return Err(format!(
+            "stream '{labels}' has duplicate label name: '{name}'"
+        ));
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_proto::logproto::EntryAdapter;
+
+    fn stream(labels: &str, lines: &[&str]) -> StreamAdapter {
+        StreamAdapter {
+            labels: labels.to_string(),
+            entries: lines
+                .iter()
+                .map(|line| EntryAdapter {
+                    timestamp: Some(sluice_proto::timestamp_from_nanos(1)),
+                    line: line.to_string(),
+                    structured_metadata: Vec::new(),
+                })
+                .collect(),
+            hash: 0,
+        }
+    }
+
+    #[test]
+    fn canonicalizes_and_keeps_valid_streams() {
+        let request = PushRequest {
+            streams: vec![
+                stream("{b=\"2\",a=\"1\"}", &["x", "yy"]),
+                stream("{}", &["z"]),
+            ],
+        };
+        let validated = validate(request, &LimitsConfig::default());
+        assert_eq!(validated.request.streams.len(), 1);
+        assert_eq!(validated.request.streams[0].labels, "{a=\"1\", b=\"2\"}");
+        assert_ne!(validated.request.streams[0].hash, 0);
+        assert_eq!((validated.lines, validated.bytes), (2, 3));
+        assert_eq!(
+            validated.last_error.as_deref(),
+            Some("error at least one label pair is required per stream")
+        );
+    }
+
+    #[test]
+    fn loki_messages() {
+        let limits = LimitsConfig {
+            max_label_names_per_series: 2,
+            max_label_name_length: 5,
+            max_label_value_length: 5,
+            max_line_size: 3,
+            ..LimitsConfig::default()
+        };
+        let cases = [
+            (
+                "{a=\"1\", b=\"2\", c=\"3\"}",
+                "entry for stream '{a=\"1\", b=\"2\", c=\"3\"}' has 3 label names; limit 2",
+            ),
+            (
+                "{abcdefg=\"1\"}",
+                "stream '{abcdefg=\"1\"}' has label name too long: 'abcdefg'",
+            ),
+            (
+                "{a=\"1234567\"}",
+                "stream '{a=\"1234567\"}' has label value too long: '1234567'",
+            ),
+            (
+                "{a=\"1\", a=\"2\"}",
+                "stream '{a=\"1\", a=\"2\"}' has duplicate label name: 'a'",
+            ),
+        ];
+        for (labels, message) in cases {
+            let validated = validate(
+                PushRequest {
+                    streams: vec![stream(labels, &["x"])],
+                },
+                &limits,
+            );
+            assert!(validated.request.streams.is_empty(), "{labels}");
+            assert_eq!(validated.last_error.as_deref(), Some(message));
+        }
+        let validated = validate(
+            PushRequest {
+                streams: vec![stream("{a=\"1\"}", &["ok", "toolong"])],
+            },
+            &limits,
+        );
+        assert_eq!(validated.lines, 1);
+        assert_eq!(
+            validated.last_error.as_deref(),
+            Some("Max entry size '3' bytes exceeded for stream '{a=\"1\"}' while adding an entry with length '7' bytes")
+        );
+    }
+
+    #[test]
+    fn truncation_instead_of_rejection() {
+        let limits = LimitsConfig {
+            max_line_size: 3,
+            max_line_size_truncate: true,
+            ..LimitsConfig::default()
+        };
+        let validated = validate(
+            PushRequest {
+                streams: vec![stream("{a=\"1\"}", &["abcdef"])],
+            },
+            &limits,
+        );
+        assert_eq!(validated.request.streams[0].entries[0].line, "abc");
+        assert!(validated.last_error.is_none());
+    }
+}

@@ -1,0 +1,55 @@
+//! Errors of the ingester and the codes they carry to clients.
+
+use sluice_common::{ErrorCode, ServiceError};
+
+/// Why the ingester refused a push or a query.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngesterError {
+    /// The request carries no tenant id.
+    #[error("no org id")]
+    MissingTenant,
+    /// The tenant id is invalid.
+    #[error(transparent)]
+    Tenant(#[from] sluice_common::TenantError),
+    /// A stream's label string does not parse.
+    #[error("{0}")]
+    InvalidLabels(String),
+    /// The query does not parse.
+    #[error("{0}")]
+    InvalidQuery(#[from] sluice_logql::ParseError),
+    /// The query uses a pipeline stage the ingester cannot run.
+    #[error("{0}")]
+    UnsupportedQuery(String),
+    /// A chunk could not be read.
+    #[error("reading chunk of stream {stream}: {source}")]
+    Chunk {
+        /// The stream's labels.
+        stream: String,
+        /// What failed.
+        source: sluice_chunk::ChunkError,
+    },
+    /// The ingester is shutting down.
+    #[error("ingester is shutting down")]
+    ShuttingDown,
+}
+
+impl ServiceError for IngesterError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            IngesterError::MissingTenant => ErrorCode::Unauthorized,
+            IngesterError::Tenant(err) => err.code(),
+            IngesterError::InvalidLabels(_)
+            | IngesterError::InvalidQuery(_)
+            | IngesterError::UnsupportedQuery(_) => ErrorCode::BadRequest,
+            IngesterError::Chunk { .. } => ErrorCode::Internal,
+            IngesterError::ShuttingDown => ErrorCode::Unavailable,
+        }
+    }
+}
+
+impl From<IngesterError> for tonic::Status {
+    fn from(err: IngesterError) -> tonic::Status {
+        sluice_common::error::HttpError::from(err).to_status()
+    }
+}

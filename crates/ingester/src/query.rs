@@ -1,0 +1,175 @@
+//! Reads over a tenant's streams: log queries in batches, label names and
+//! values, and series.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sluice_chunk::Direction;
+use sluice_logql::{Expr, LogExpr, Matcher, Stage};
+use sluice_proto::logproto::{
+    self, EntryAdapter, LabelRequest, LabelResponse, QueryRequest, QueryResponse, SeriesIdentifier,
+    SeriesRequest, SeriesResponse, StreamAdapter,
+};
+use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
+
+use crate::error::IngesterError;
+use crate::instance::Instance;
+
+/// Entries per streamed batch.
+const BATCH_ENTRIES: usize = 1000;
+
+/// Parses the query the querier forwarded and checks the ingester can run
+/// its pipeline.
+pub(crate) fn parse_log_query(selector: &str) -> Result<LogExpr, IngesterError> {
+    match sluice_logql::parse_expr(selector)? {
+        Expr::Log(log) => {
+            if let Some(stage) = log
+                .pipeline
+                .iter()
+                .find(|stage| !matches!(stage, Stage::LineFilter(_)))
+            {
+                return Err(IngesterError::UnsupportedQuery(format!(
+                    "pipeline stage `{stage}` is not supported yet: only line filters are"
+                )));
+            }
+            Ok(log)
+        }
+        other => Err(IngesterError::UnsupportedQuery(format!(
+            "ingester queries must be log queries, got `{other}`"
+        ))),
+    }
+}
+
+/// Runs a log query, handing batches of at most [`BATCH_ENTRIES`] entries to
+/// `emit`; stops early when `emit` returns false (the client went away).
+pub(crate) fn query(
+    instance: &Instance,
+    request: &QueryRequest,
+    mut emit: impl FnMut(QueryResponse) -> bool,
+) -> Result<(), IngesterError> {
+    let log = parse_log_query(&request.selector)?;
+    let filters = log.line_filters();
+    let from = timestamp_to_nanos(request.start.as_ref());
+    let through = timestamp_to_nanos(request.end.as_ref());
+    let direction = match logproto::Direction::try_from(request.direction) {
+        Ok(logproto::Direction::Forward) => Direction::Forward,
+        _ => Direction::Backward,
+    };
+    let limit = if request.limit == 0 {
+        usize::MAX
+    } else {
+        request.limit as usize
+    };
+    let mut batch = QueryResponse::default();
+    let mut batch_entries = 0;
+    for stream in instance.matching(&log.matchers) {
+        let entries = {
+            let data = stream.data.lock();
+            if !data.overlaps(from, through) {
+                continue;
+            }
+            data.query(from, through, direction, &filters, limit)
+                .map_err(|source| IngesterError::Chunk {
+                    stream: stream.labels_text.clone(),
+                    source,
+                })?
+        };
+        for piece in entries.chunks(BATCH_ENTRIES) {
+            batch_entries += piece.len();
+            batch.streams.push(StreamAdapter {
+                labels: stream.labels_text.clone(),
+                entries: piece
+                    .iter()
+                    .map(|(timestamp, line)| EntryAdapter {
+                        timestamp: Some(timestamp_from_nanos(*timestamp)),
+                        line: line.clone(),
+                        structured_metadata: Vec::new(),
+                    })
+                    .collect(),
+                hash: stream.fingerprint,
+            });
+            if batch_entries >= BATCH_ENTRIES {
+                if !emit(std::mem::take(&mut batch)) {
+                    return Ok(());
+                }
+                batch_entries = 0;
+            }
+        }
+    }
+    if !batch.streams.is_empty() {
+        emit(batch);
+    }
+    Ok(())
+}
+
+fn selector_matchers(query: &str) -> Result<Vec<Matcher>, IngesterError> {
+    if query.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sluice_logql::parse_selector(query)?)
+}
+
+/// Returns label names, or the values of `request.name`, over the streams
+/// that hold data in the range and match the optional selector.
+pub(crate) fn label(
+    instance: &Instance,
+    request: &LabelRequest,
+) -> Result<LabelResponse, IngesterError> {
+    let matchers = selector_matchers(&request.query)?;
+    let from = timestamp_to_nanos(request.start.as_ref());
+    let through = timestamp_to_nanos(request.end.as_ref());
+    let mut values = BTreeSet::new();
+    for stream in instance.matching(&matchers) {
+        if !stream.data.lock().overlaps(from, through) {
+            continue;
+        }
+        if request.values {
+            if let Some(value) = stream.labels.get(&request.name) {
+                values.insert(value.to_string());
+            }
+        } else {
+            values.extend(stream.labels.iter().map(|label| label.name.clone()));
+        }
+    }
+    Ok(LabelResponse {
+        values: values.into_iter().collect(),
+    })
+}
+
+/// Returns the label sets of streams with data in the range that match any
+/// of the request's selectors (all streams when there are none).
+pub(crate) fn series(
+    instance: &Instance,
+    request: &SeriesRequest,
+) -> Result<SeriesResponse, IngesterError> {
+    let from = timestamp_to_nanos(request.start.as_ref());
+    let through = timestamp_to_nanos(request.end.as_ref());
+    let mut groups = Vec::with_capacity(request.groups.len().max(1));
+    for group in &request.groups {
+        groups.push(selector_matchers(group)?);
+    }
+    if groups.is_empty() {
+        groups.push(Vec::new());
+    }
+    let mut seen: HashMap<u64, Vec<sluice_chunk::Labels>> = HashMap::new();
+    let mut series = Vec::new();
+    for matchers in &groups {
+        for stream in instance.matching(matchers) {
+            if !stream.data.lock().overlaps(from, through) {
+                continue;
+            }
+            let bucket = seen.entry(stream.fingerprint).or_default();
+            if bucket.contains(&stream.labels) {
+                continue;
+            }
+            bucket.push(stream.labels.clone());
+            series.push(SeriesIdentifier {
+                labels: stream
+                    .labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+            });
+        }
+    }
+    Ok(SeriesResponse { series })
+}

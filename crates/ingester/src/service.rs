@@ -1,0 +1,137 @@
+//! The ingester's gRPC face: `logproto.Pusher` and `logproto.Querier`.
+//! Decodes the tenant from metadata, runs the core off the async runtime,
+//! and encodes results.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use sluice_common::tenant::ORG_ID_HEADER;
+use sluice_common::TenantId;
+use sluice_proto::logproto::pusher_server::{Pusher, PusherServer};
+use sluice_proto::logproto::querier_server::{Querier, QuerierServer};
+use sluice_proto::logproto::{
+    LabelRequest, LabelResponse, PushRequest, PushResponse, QueryRequest, QueryResponse,
+    SeriesRequest, SeriesResponse,
+};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+use crate::error::IngesterError;
+use crate::ingester::Ingester;
+
+/// Batches buffered between the query thread and the gRPC stream.
+const QUERY_STREAM_BUFFER: usize = 4;
+
+/// Implements both gRPC services over one [`Ingester`].
+#[derive(Debug, Clone)]
+pub struct IngesterService {
+    ingester: Arc<Ingester>,
+}
+
+impl IngesterService {
+    /// Wraps an ingester.
+    pub fn new(ingester: Arc<Ingester>) -> IngesterService {
+        IngesterService { ingester }
+    }
+
+    /// Returns the generated Pusher server, with message size limits.
+    pub fn pusher_server(&self, max_recv: usize, max_send: usize) -> PusherServer<IngesterService> {
+        PusherServer::new(self.clone())
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(max_send)
+    }
+
+    /// Returns the generated Querier server, with message size limits.
+    pub fn querier_server(
+        &self,
+        max_recv: usize,
+        max_send: usize,
+    ) -> QuerierServer<IngesterService> {
+        QuerierServer::new(self.clone())
+            .max_decoding_message_size(max_recv)
+            .max_encoding_message_size(max_send)
+    }
+}
+
+/// Reads the tenant the caller (distributor or querier) already validated.
+fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, IngesterError> {
+    let value = request
+        .metadata()
+        .get(ORG_ID_HEADER)
+        .ok_or(IngesterError::MissingTenant)?
+        .to_str()
+        .map_err(|_| IngesterError::MissingTenant)?;
+    Ok(TenantId::new(value)?)
+}
+
+/// Runs CPU-bound ingester work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IngesterError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(join_error) => Err(Status::internal(format!(
+            "ingester task failed: {join_error}"
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl Pusher for IngesterService {
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let push = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        blocking(move || ingester.push(&tenant, &push)).await?;
+        Ok(Response::new(PushResponse {}))
+    }
+}
+
+type QueryStream = Pin<Box<dyn Stream<Item = Result<QueryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Querier for IngesterService {
+    type QueryStream = QueryStream;
+
+    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryStream>, Status> {
+        let tenant = tenant_of(&request)?;
+        let query = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let (sender, receiver) = mpsc::channel(QUERY_STREAM_BUFFER);
+        tokio::task::spawn_blocking(move || {
+            let result = ingester.query(&tenant, &query, |batch| {
+                sender.blocking_send(Ok(batch)).is_ok()
+            });
+            if let Err(err) = result {
+                // The receiver may be gone already; nothing else to tell.
+                let _ = sender.blocking_send(Err(Status::from(err)));
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn label(
+        &self,
+        request: Request<LabelRequest>,
+    ) -> Result<Response<LabelResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let label = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let response = blocking(move || ingester.label(&tenant, &label)).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn series(
+        &self,
+        request: Request<SeriesRequest>,
+    ) -> Result<Response<SeriesResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let series = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let response = blocking(move || ingester.series(&tenant, &series)).await?;
+        Ok(Response::new(response))
+    }
+}

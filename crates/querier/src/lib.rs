@@ -1,0 +1,13 @@
+//! The querier: Loki's HTTP query API (`query_range`, `query`, `labels`,
+//! `label/<name>/values`, `series`). It parses and validates requests with
+//! Loki's rules, asks the ingester over the gRPC `Querier` API, merges the
+//! batches and answers in Loki's exact JSON shapes.
+
+mod config;
+mod http;
+mod json;
+mod params;
+mod querier;
+
+pub use config::QuerierConfig;
+pub use querier::Querier;
