@@ -1,0 +1,147 @@
+//! Wires the selected modules into one process: builds them, serves HTTP
+//! and gRPC, reports readiness, and shuts down in order on cancellation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use sluice_common::http_metrics::{self, HttpMetrics};
+use sluice_common::readiness::Readiness;
+use sluice_distributor::Distributor;
+use sluice_ingester::service::IngesterService;
+use sluice_ingester::Ingester;
+use sluice_querier::Querier;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::ops::{self, OpsState};
+use crate::targets::{Module, Targets};
+use crate::telemetry::{register_build_info, RegistryHandle};
+
+/// Runs the process until `shutdown` is cancelled, then stops gracefully.
+pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let targets = Targets::parse(&config.target).map_err(anyhow::Error::msg)?;
+    tokio::fs::create_dir_all(&config.common.path_prefix)
+        .await
+        .with_context(|| format!("creating common.path_prefix {}", config.common.path_prefix))?;
+
+    let readiness = Readiness::default();
+    for module in targets.modules() {
+        readiness.register(module.name());
+    }
+    let mut registry = Registry::default();
+    register_build_info(&mut registry);
+    let request_metrics = HttpMetrics::new(&mut registry);
+
+    let http_addr = config.server.http_addr().map_err(anyhow::Error::msg)?;
+    let grpc_addr = config.server.grpc_addr().map_err(anyhow::Error::msg)?;
+    let http_listener = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding HTTP listener on {http_addr}"))?;
+    let grpc_listener = TcpListener::bind(grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC listener on {grpc_addr}"))?;
+
+    let max_recv = config.server.grpc_server_max_recv_msg_size;
+    let max_send = config.server.grpc_server_max_send_msg_size;
+    let mut http_routes = Router::new();
+    let mut grpc_server = None;
+    if targets.has(Module::Ingester) {
+        let ingester = Ingester::new(config.ingester.clone(), &mut registry);
+        let service = IngesterService::new(ingester);
+        if targets.has(Module::Distributor) {
+            let distributor = Distributor::new(
+                config.distributor.clone(),
+                config.limits_config.clone(),
+                config.auth_enabled,
+                sluice_proto::in_process(service.pusher_server(usize::MAX, usize::MAX)),
+                &mut registry,
+            );
+            http_routes = http_routes.merge(distributor.router());
+        }
+        if targets.has(Module::Querier) {
+            let querier = Querier::new(
+                config.querier.clone(),
+                config.limits_config.clone(),
+                config.auth_enabled,
+                sluice_proto::in_process(service.querier_server(usize::MAX, usize::MAX)),
+            );
+            http_routes = http_routes.merge(querier.router());
+        }
+        grpc_server = Some(
+            tonic::transport::Server::builder()
+                .add_service(service.pusher_server(max_recv, max_send))
+                .add_service(service.querier_server(max_recv, max_send)),
+        );
+    }
+
+    let ops_state = OpsState {
+        readiness: readiness.clone(),
+        registry: RegistryHandle::new(registry),
+        config: Arc::clone(&config),
+    };
+    let app =
+        http_routes
+            .merge(ops::router(ops_state))
+            .layer(axum::middleware::from_fn_with_state(
+                request_metrics,
+                http_metrics::track,
+            ));
+
+    let http_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            axum::serve(http_listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    });
+    let grpc_task = grpc_server.map(|server| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            server
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    shutdown.cancelled_owned(),
+                )
+                .await
+        })
+    });
+    for module in targets.modules() {
+        readiness.set_ready(module.name());
+    }
+    tracing::info!(%http_addr, %grpc_addr, target = %config.target, "sluice started");
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    for module in targets.modules() {
+        readiness.set_not_ready(module.name());
+    }
+    let grace = config.server.graceful_shutdown_timeout;
+    wait_for("HTTP server", http_task, grace).await;
+    if let Some(task) = grpc_task {
+        wait_for("gRPC server", task, grace).await;
+    }
+    tracing::info!("sluice stopped");
+    Ok(())
+}
+
+/// Waits for a server task to drain, at most `grace`.
+async fn wait_for<E: std::fmt::Display>(
+    name: &str,
+    task: tokio::task::JoinHandle<Result<(), E>>,
+    grace: Duration,
+) {
+    match tokio::time::timeout(grace, task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(err))) => tracing::error!(server = name, error = %err, "server failed"),
+        Ok(Err(join_error)) => {
+            tracing::error!(server = name, error = %join_error, "server task panicked")
+        }
+        Err(_) => tracing::warn!(server = name, "graceful shutdown timed out"),
+    }
+}

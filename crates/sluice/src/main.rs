@@ -1,0 +1,93 @@
+//! `sluice`: one binary for every Sluice service, chosen with `-target`.
+
+mod app;
+mod cli;
+mod config;
+mod ops;
+mod targets;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Cli;
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("{err}\n\n{}", Cli::usage());
+            return ExitCode::from(2);
+        }
+    };
+    if cli.help {
+        print!("{}", Cli::usage());
+        return ExitCode::SUCCESS;
+    }
+    if cli.version {
+        println!(
+            "sluice, version {} (branch: {}, revision: {})\n  build user: {}\n  build date: {}\n  toolchain: {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("SLUICE_BRANCH"),
+            env!("SLUICE_REVISION"),
+            env!("SLUICE_BUILD_USER"),
+            env!("SLUICE_BUILD_DATE"),
+            env!("SLUICE_RUSTC_VERSION"),
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&cli, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error loading config: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.verify {
+        print!("{}", config.to_yaml());
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init_logging(config.server.log_level, config.server.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        app::run(config, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "sluice failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "received signal"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "received signal"),
+    }
+    shutdown.cancel();
+}

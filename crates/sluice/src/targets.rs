@@ -1,0 +1,109 @@
+//! Which modules a process runs (`-target`).
+
+use std::fmt;
+
+/// A module Sluice can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Module {
+    Distributor,
+    Ingester,
+    Querier,
+}
+
+impl Module {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Module::Distributor => "distributor",
+            Module::Ingester => "ingester",
+            Module::Querier => "querier",
+        }
+    }
+}
+
+impl fmt::Display for Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The set of modules of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Targets {
+    modules: Vec<Module>,
+}
+
+impl Targets {
+    /// Parses a comma-separated target list. `all` is distributor, ingester
+    /// and querier. Until the ring exists the distributor and querier reach
+    /// the ingester in process, so they need it in the same process.
+    pub(crate) fn parse(text: &str) -> Result<Targets, String> {
+        let mut modules = Vec::new();
+        for name in text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            match name {
+                "all" => modules.extend([Module::Distributor, Module::Ingester, Module::Querier]),
+                "distributor" => modules.push(Module::Distributor),
+                "ingester" => modules.push(Module::Ingester),
+                "querier" => modules.push(Module::Querier),
+                other => {
+                    return Err(format!(
+                        "unknown target {other:?}; available: all, distributor, ingester, querier"
+                    ))
+                }
+            }
+        }
+        modules.sort();
+        modules.dedup();
+        if modules.is_empty() {
+            return Err("no target given".to_string());
+        }
+        let needs_ingester = modules
+            .iter()
+            .any(|module| matches!(module, Module::Distributor | Module::Querier));
+        if needs_ingester && !modules.contains(&Module::Ingester) {
+            return Err(
+                "distributor and querier currently reach the ingester in process: run them with the ingester (e.g. -target=all)"
+                    .to_string(),
+            );
+        }
+        Ok(Targets { modules })
+    }
+
+    pub(crate) fn has(&self, module: Module) -> bool {
+        self.modules.contains(&module)
+    }
+
+    pub(crate) fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_expands() {
+        let targets = Targets::parse("all").unwrap();
+        assert_eq!(
+            targets.modules(),
+            &[Module::Distributor, Module::Ingester, Module::Querier]
+        );
+        assert!(Targets::parse("ingester").unwrap().has(Module::Ingester));
+        assert!(Targets::parse("ingester, querier")
+            .unwrap()
+            .has(Module::Querier));
+    }
+
+    #[test]
+    fn refuses_unknown_and_unsatisfiable() {
+        assert!(Targets::parse("ruler")
+            .unwrap_err()
+            .contains("unknown target"));
+        assert!(Targets::parse("").is_err());
+        assert!(Targets::parse("querier").is_err());
+    }
+}

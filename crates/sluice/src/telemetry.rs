@@ -1,0 +1,80 @@
+//! Sluice's own logs and the metrics registry behind `/metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sluice_common::server::{LogFormat, LogLevel};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global logger: logfmt (Loki's default) or JSON, filtered by
+/// level (`RUST_LOG` may refine it).
+pub(crate) fn init_logging(level: LogLevel, format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    if let Err(err) = result {
+        eprintln!("logging was already initialised: {err}");
+    }
+}
+
+/// The frozen registry, shared with the `/metrics` handler.
+#[derive(Clone)]
+pub(crate) struct RegistryHandle(Arc<Registry>);
+
+impl RegistryHandle {
+    pub(crate) fn new(registry: Registry) -> RegistryHandle {
+        RegistryHandle(Arc::new(registry))
+    }
+
+    /// Renders the registry in the Prometheus/OpenMetrics text format.
+    pub(crate) fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.0)?;
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+    branch: String,
+    goversion: String,
+    goos: String,
+    goarch: String,
+}
+
+/// Registers `loki_build_info`, constant 1 with the build's labels.
+pub(crate) fn register_build_info(registry: &mut Registry) {
+    let family = Family::<BuildLabels, Gauge>::default();
+    family
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: env!("SLUICE_REVISION").to_string(),
+            branch: env!("SLUICE_BRANCH").to_string(),
+            goversion: env!("SLUICE_RUSTC_VERSION").to_string(),
+            goos: std::env::consts::OS.to_string(),
+            goarch: std::env::consts::ARCH.to_string(),
+        })
+        .set(1);
+    registry.register(
+        "loki_build_info",
+        "A metric with a constant '1' value labeled by version, revision, branch, and the toolchain from which Sluice was built.",
+        family,
+    );
+}
