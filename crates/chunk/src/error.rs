@@ -2,7 +2,8 @@
 
 use crate::codec::Codec;
 
-/// Errors raised while decoding chunks or (de)compressing data.
+/// Errors raised while decoding chunks and index files, (de)compressing data
+/// or parsing object keys.
 ///
 /// Every variant names what is wrong so that a log line or an HTTP error body
 /// is useful on its own.
@@ -57,12 +58,51 @@ pub enum ChunkError {
         /// The codec library's description of the failure.
         reason: String,
     },
+    /// An index file is structurally invalid (truncated, out of bounds,
+    /// unsorted, inconsistent sections…).
+    #[error("corrupt index: {reason}")]
+    CorruptIndex {
+        /// What was found to be wrong.
+        reason: String,
+    },
+    /// The CRC-32 stored after an index section does not match its bytes.
+    #[error("index {section} section: checksum mismatch")]
+    IndexChecksumMismatch {
+        /// The section's name (`toc`, `meta`, `symbols`, `series`, `postings`).
+        section: &'static str,
+    },
+    /// The index file does not start with the Sluice index magic number.
+    #[error("bad index magic {found:#010x}, expected {expected:#010x}")]
+    BadIndexMagic {
+        /// The magic number that was read.
+        found: u32,
+        /// The magic number that was expected.
+        expected: u32,
+    },
+    /// The index file's format version byte is not one this reader understands.
+    #[error("unsupported index format version {0}")]
+    UnsupportedIndexVersion(u8),
+    /// An object key or index file name is not in the canonical layout.
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key (truncated to 256 characters).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ChunkError {
     /// Builds a [`ChunkError::Corrupt`] from anything printable.
     pub(crate) fn corrupt(reason: impl Into<String>) -> ChunkError {
         ChunkError::Corrupt {
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds a [`ChunkError::CorruptIndex`] from anything printable.
+    pub(crate) fn corrupt_index(reason: impl Into<String>) -> ChunkError {
+        ChunkError::CorruptIndex {
             reason: reason.into(),
         }
     }

@@ -5,7 +5,11 @@
 //!   canonical string form, and the stable [`Labels::fingerprint`] used in keys;
 //! - [`Codec`]: block compression with Loki's codec names and id bytes;
 //! - [`MemChunk`]: one stream's chunk (unordered head block, compressed blocks),
-//!   its owned query iterator [`ChunkIter`], and its serialized format.
+//!   its owned query iterator [`ChunkIter`], and its serialized format;
+//! - the object-store layout ([`key`]): schema periods, [`ChunkKey`] and index
+//!   file names ([`IndexFileName`]);
+//! - the per-(period, tenant) index file ([`index`]): [`IndexWriter`] and
+//!   [`IndexReader`], mapping label matchers to series to [`ChunkRef`]s.
 //!
 //! It is pure: no async runtime, no I/O. The byte formats are documented in
 //! `docs/formats.md`.
@@ -15,7 +19,9 @@ pub mod codec;
 mod error;
 mod format;
 mod head;
+pub mod index;
 mod iter;
+pub mod key;
 pub mod labels;
 pub mod memchunk;
 mod varint;
@@ -24,6 +30,14 @@ pub use block::BlockMeta;
 pub use codec::Codec;
 pub use error::ChunkError;
 pub use format::{CHUNK_FORMAT_V1, CHUNK_MAGIC};
+pub use index::{
+    ChunkRef, IndexReader, IndexWriter, LabelMatcher, SeriesId, SeriesLabels, INDEX_FORMAT_V1,
+    INDEX_MAGIC,
+};
 pub use iter::ChunkIter;
+pub use key::{
+    index_dir, is_valid_writer, period_index, ChunkKey, IndexFileKind, IndexFileName, PeriodConfig,
+    DEFAULT_INDEX_PREFIX, DEFAULT_PERIOD_NS, INDEX_FILE_EXTENSION,
+};
 pub use labels::{go_quote, is_valid_label_name, Label, Labels, LabelsError};
 pub use memchunk::{Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE};
