@@ -24,9 +24,11 @@ pub fn parse_timestamp(text: &str) -> Result<i64, TimestampError> {
         if let Ok(float_seconds) = text.parse::<f64>() {
             if float_seconds.is_finite() {
                 let whole = float_seconds.trunc();
-                let fraction = ((float_seconds - whole) * 1000.0).round() / 1000.0;
-                let nanos = whole * 1e9 + (fraction * 1e9).round();
-                return Ok(clamp_f64_to_i64(nanos));
+                let millis = ((float_seconds - whole) * 1000.0).round() as i64;
+                let seconds = clamp_f64_to_i64(whole);
+                return Ok(seconds
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(millis * 1_000_000));
             }
         }
     }

@@ -1,9 +1,12 @@
-//! The `ingester` block of the config, with Loki's key names.
+//! The `ingester` block of the config, with Loki's key names and defaults.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sluice_chunk::Codec;
+use sluice_common::server::humantime_serde_compat;
 
-/// How the ingester builds chunks.
+/// How the ingester builds, keeps and flushes chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngesterConfig {
@@ -16,6 +19,56 @@ pub struct IngesterConfig {
     /// Compressed size at which a chunk is closed and a new one started
     /// (0 means ten blocks per chunk).
     pub chunk_target_size: usize,
+    /// A chunk with no append for this long is flushed (reason `idle`).
+    #[serde(with = "humantime_serde_compat")]
+    pub chunk_idle_period: Duration,
+    /// A chunk whose entries span more than this is flushed (`max_age`).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_chunk_age: Duration,
+    /// How long a flushed chunk stays in memory, still answering queries.
+    #[serde(with = "humantime_serde_compat")]
+    pub chunk_retain_period: Duration,
+    /// How often chunks are checked for flushing.
+    #[serde(with = "humantime_serde_compat")]
+    pub flush_check_period: Duration,
+    /// Chunks uploaded at once.
+    pub concurrent_flushes: usize,
+    /// Time limit of one chunk or index upload.
+    #[serde(with = "humantime_serde_compat")]
+    pub flush_op_timeout: Duration,
+    /// Write-ahead log.
+    pub wal: WalConfig,
+}
+
+/// `ingester.wal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// Write every push to the WAL before acknowledging it.
+    pub enabled: bool,
+    /// WAL directory; empty means `<path_prefix>/wal`.
+    pub dir: String,
+    /// How often a checkpoint of memory is written (bounding replay time).
+    #[serde(with = "humantime_serde_compat")]
+    pub checkpoint_duration: Duration,
+    /// Flush every chunk to storage on graceful shutdown.
+    pub flush_on_shutdown: bool,
+    /// During replay, flush chunks once this many bytes are in memory.
+    pub replay_memory_ceiling: u64,
+    /// `always`: a push is acknowledged only after its WAL record is
+    /// fsynced (concurrent pushes share one fsync); `never`: written to the
+    /// OS only, faster and unsafe on power loss.
+    pub fsync: FsyncMode,
+}
+
+/// When WAL writes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// fsync before acknowledging (group commit).
+    Always,
+    /// Leave it to the OS.
+    Never,
 }
 
 impl Default for IngesterConfig {
@@ -24,6 +77,26 @@ impl Default for IngesterConfig {
             chunk_encoding: Codec::Zstd,
             chunk_block_size: 262_144,
             chunk_target_size: 1_572_864,
+            chunk_idle_period: Duration::from_secs(30 * 60),
+            max_chunk_age: Duration::from_secs(2 * 3600),
+            chunk_retain_period: Duration::ZERO,
+            flush_check_period: Duration::from_secs(30),
+            concurrent_flushes: 32,
+            flush_op_timeout: Duration::from_secs(10 * 60),
+            wal: WalConfig::default(),
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> WalConfig {
+        WalConfig {
+            enabled: true,
+            dir: String::new(),
+            checkpoint_duration: Duration::from_secs(5 * 60),
+            flush_on_shutdown: true,
+            replay_memory_ceiling: 4 << 30,
+            fsync: FsyncMode::Always,
         }
     }
 }
@@ -33,6 +106,15 @@ impl IngesterConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.chunk_block_size == 0 {
             return Err("ingester.chunk_block_size: must be greater than 0".to_string());
+        }
+        if self.concurrent_flushes == 0 {
+            return Err("ingester.concurrent_flushes: must be greater than 0".to_string());
+        }
+        if self.flush_check_period.is_zero() {
+            return Err("ingester.flush_check_period: must be greater than 0".to_string());
+        }
+        if self.wal.enabled && self.wal.checkpoint_duration.is_zero() {
+            return Err("ingester.wal.checkpoint_duration: must be greater than 0".to_string());
         }
         Ok(())
     }

@@ -32,6 +32,13 @@ pub enum IngesterError {
     /// The ingester is shutting down.
     #[error("ingester is shutting down")]
     ShuttingDown,
+    /// The write-ahead log could not make the push durable (e.g. disk
+    /// full); nothing of the push was applied.
+    #[error("write-ahead log failed, push not accepted: {0}")]
+    Wal(String),
+    /// Opening or replaying the WAL failed.
+    #[error("{0}")]
+    Startup(String),
 }
 
 impl ServiceError for IngesterError {
@@ -43,7 +50,8 @@ impl ServiceError for IngesterError {
             | IngesterError::InvalidQuery(_)
             | IngesterError::UnsupportedQuery(_) => ErrorCode::BadRequest,
             IngesterError::Chunk { .. } => ErrorCode::Internal,
-            IngesterError::ShuttingDown => ErrorCode::Unavailable,
+            IngesterError::ShuttingDown | IngesterError::Wal(_) => ErrorCode::Unavailable,
+            IngesterError::Startup(_) => ErrorCode::Internal,
         }
     }
 }

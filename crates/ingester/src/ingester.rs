@@ -1,8 +1,12 @@
-//! The ingester core: tenants' instances and the operations the gRPC
-//! services expose. Free of tonic so it is testable directly.
+//! The ingester core: tenants' instances, the push and read operations the
+//! gRPC services expose, WAL replay and checkpoints, and the flush loop.
+//! Free of tonic so it is testable directly.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use prometheus_client::registry::Registry;
@@ -11,29 +15,181 @@ use sluice_proto::logproto::{
     LabelRequest, LabelResponse, PushRequest, QueryRequest, QueryResponse, SeriesRequest,
     SeriesResponse,
 };
+use sluice_storage::ChunkStore;
+use sluice_wal::{FsyncPolicy, Wal};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::IngesterConfig;
+use crate::config::{FsyncMode, IngesterConfig};
 use crate::error::IngesterError;
-use crate::instance::Instance;
+use crate::flush::{remove_flushed, select_for_flush, FlushOp, Flusher, SweepOutcome};
+use crate::instance::{Instance, PushContext};
 use crate::metrics::IngesterMetrics;
 use crate::query;
+use crate::wal_record::{decode, Record};
+
+/// Where the ingester keeps its state and sends its chunks.
+pub struct IngesterDeps {
+    /// Object storage for flushed chunks and index files; `None` keeps
+    /// everything in memory (no flushing).
+    pub store: Option<Arc<ChunkStore>>,
+    /// WAL directory (used when `wal.enabled`).
+    pub wal_dir: PathBuf,
+    /// Name written into index file names, unique per ingester.
+    pub writer_id: String,
+}
 
 /// Holds every tenant's in-memory streams.
-#[derive(Debug)]
 pub struct Ingester {
     config: IngesterConfig,
     instances: RwLock<HashMap<TenantId, Arc<Instance>>>,
     metrics: IngesterMetrics,
+    flusher: Option<Flusher>,
+    wal: Option<Wal>,
+    seq: AtomicU64,
+    stopping: AtomicBool,
+    flush_requested: Notify,
+}
+
+impl std::fmt::Debug for Ingester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester")
+            .field("tenants", &self.instances.read().len())
+            .field("wal", &self.wal.is_some())
+            .finish()
+    }
 }
 
 impl Ingester {
-    /// Creates an ingester and registers its metrics.
-    pub fn new(config: IngesterConfig, registry: &mut Registry) -> Arc<Ingester> {
-        Arc::new(Ingester {
+    /// Creates an ingester, registers its metrics, opens the WAL and
+    /// replays it (checkpoint, then segments) before returning, so the
+    /// caller reports ready only afterwards.
+    pub async fn open(
+        config: IngesterConfig,
+        deps: IngesterDeps,
+        registry: &mut Registry,
+    ) -> Result<Arc<Ingester>, IngesterError> {
+        let metrics = IngesterMetrics::new(registry);
+        let flusher = deps
+            .store
+            .map(|store| Flusher::new(store, deps.writer_id.clone(), &config, metrics.clone()));
+        let mut ingester = Ingester {
             config,
             instances: RwLock::new(HashMap::new()),
-            metrics: IngesterMetrics::new(registry),
-        })
+            metrics,
+            flusher,
+            wal: None,
+            seq: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            flush_requested: Notify::new(),
+        };
+        if ingester.config.wal.enabled {
+            let wal_config = sluice_wal::WalConfig {
+                dir: deps.wal_dir.clone(),
+                fsync: match ingester.config.wal.fsync {
+                    FsyncMode::Always => FsyncPolicy::Always,
+                    FsyncMode::Never => FsyncPolicy::Never,
+                },
+                ..sluice_wal::WalConfig::default()
+            };
+            let dir = deps.wal_dir.display().to_string();
+            let (wal, replay) =
+                tokio::task::spawn_blocking(move || sluice_wal::Wal::open(wal_config))
+                    .await
+                    .map_err(|err| IngesterError::Startup(format!("opening WAL: {err}")))?
+                    .map_err(|err| {
+                        IngesterError::Startup(format!("opening WAL in {dir}: {err}"))
+                    })?;
+            let ingester_ref = &ingester;
+            ingester_ref.replay(replay).await?;
+            ingester.wal = Some(wal);
+        }
+        Ok(Arc::new(ingester))
+    }
+
+    /// Replays checkpoint and segment records into memory.
+    async fn replay(&self, mut replay: sluice_wal::Replay) -> Result<(), IngesterError> {
+        let started = Instant::now();
+        let ceiling = self.config.wal.replay_memory_ceiling;
+        let mut bytes_since_flush: u64 = 0;
+        let mut records: u64 = 0;
+        let mut bad_records: u64 = 0;
+        let mut max_seq = 0;
+        loop {
+            let next = replay
+                .next_record()
+                .map_err(|err| IngesterError::Startup(format!("replaying WAL: {err}")))?;
+            let Some(record) = next else {
+                break;
+            };
+            records += 1;
+            let result = match decode(record.data) {
+                Ok(Record::Push {
+                    seq,
+                    tenant,
+                    streams,
+                }) => {
+                    max_seq = max_seq.max(seq);
+                    self.replay_instance(tenant).and_then(|instance| {
+                        instance.replay_push(seq, &streams, &self.config, &self.metrics)
+                    })
+                }
+                Ok(Record::Checkpoint {
+                    seq,
+                    tenant,
+                    labels,
+                    last,
+                    chunks,
+                }) => {
+                    max_seq = max_seq.max(seq);
+                    let size: usize = chunks.iter().map(|(_, bytes)| bytes.len()).sum();
+                    self.replay_instance(tenant).and_then(|instance| {
+                        instance
+                            .restore(seq, labels, last, &chunks, &self.config, &self.metrics)
+                            .map(|()| size)
+                    })
+                }
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(size) => bytes_since_flush += size as u64,
+                Err(err) => {
+                    bad_records += 1;
+                    tracing::warn!(source = ?record.source, error = %err, "skipping undecodable WAL record");
+                }
+            }
+            if bytes_since_flush > ceiling && self.flusher.is_some() {
+                tracing::info!(
+                    bytes = bytes_since_flush,
+                    ceiling,
+                    "WAL replay reached the memory ceiling; flushing"
+                );
+                self.sweep(true).await;
+                bytes_since_flush = 0;
+            }
+        }
+        self.seq.store(max_seq, Ordering::SeqCst);
+        self.metrics.wal_records_replayed.inc_by(records);
+        let stats = replay.stats();
+        if let Some(tail) = &stats.corrupt_tail {
+            self.metrics.wal_replay_corruptions.inc();
+            tracing::warn!(?tail, "WAL had a corrupt tail; replayed the valid prefix");
+        }
+        if bad_records > 0 {
+            self.metrics.wal_replay_corruptions.inc();
+        }
+        tracing::info!(
+            records,
+            bad_records,
+            elapsed = ?started.elapsed(),
+            "WAL replay finished"
+        );
+        Ok(())
+    }
+
+    fn replay_instance(&self, tenant: &str) -> Result<Arc<Instance>, String> {
+        let tenant = TenantId::new(tenant).map_err(|err| err.to_string())?;
+        Ok(self.instance(&tenant))
     }
 
     fn instance(&self, tenant: &TenantId) -> Arc<Instance> {
@@ -52,10 +208,22 @@ impl Ingester {
         self.instances.read().get(tenant).cloned()
     }
 
-    /// Appends a push to the tenant's streams.
+    fn all_instances(&self) -> Vec<Arc<Instance>> {
+        self.instances.read().values().cloned().collect()
+    }
+
+    /// Appends a push to the tenant's streams (blocking: waits for the WAL).
     pub fn push(&self, tenant: &TenantId, request: &PushRequest) -> Result<(), IngesterError> {
-        self.instance(tenant)
-            .push(request, &self.config, &self.metrics)
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(IngesterError::ShuttingDown);
+        }
+        let context = PushContext {
+            config: &self.config,
+            metrics: &self.metrics,
+            wal: self.wal.as_ref(),
+            seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+        };
+        self.instance(tenant).push(request, &context)
     }
 
     /// Runs a log query, handing batches to `emit` until it returns false.
@@ -93,6 +261,149 @@ impl Ingester {
         match self.existing_instance(tenant) {
             Some(instance) => query::series(&instance, request),
             None => Ok(SeriesResponse::default()),
+        }
+    }
+
+    /// Asks the flush loop to flush every chunk now (`POST /flush`).
+    pub fn request_flush(&self) {
+        self.flush_requested.notify_one();
+    }
+
+    /// One flush pass: picks chunks (all when `force`), uploads them, ships
+    /// the index, drops what the retain period allows, removes empty
+    /// streams.
+    pub async fn sweep(&self, force: bool) -> SweepOutcome {
+        let Some(flusher) = &self.flusher else {
+            return SweepOutcome::default();
+        };
+        let now = Instant::now();
+        let mut ops = Vec::new();
+        for instance in self.all_instances() {
+            for stream in instance.all_streams() {
+                for (chunk_id, reason) in select_for_flush(&stream, &self.config, now, force) {
+                    ops.push(FlushOp {
+                        tenant: instance.tenant().clone(),
+                        stream: Arc::clone(&stream),
+                        chunk_id,
+                        reason,
+                    });
+                }
+            }
+        }
+        let outcome = if ops.is_empty() && !flusher.has_pending_index() {
+            SweepOutcome::default()
+        } else {
+            flusher.flush(ops).await
+        };
+        let now = Instant::now();
+        let mut removed = 0;
+        for instance in self.all_instances() {
+            for stream in instance.all_streams() {
+                removed += remove_flushed(&stream, self.config.chunk_retain_period, now);
+            }
+            instance.remove_empty_streams(&self.metrics);
+        }
+        self.metrics.memory_chunks.dec_by(removed as i64);
+        if outcome.uploaded + outcome.failed > 0 {
+            tracing::info!(
+                uploaded = outcome.uploaded,
+                failed = outcome.failed,
+                index_files = outcome.index_files,
+                removed_chunks = removed,
+                forced = force,
+                "flush sweep"
+            );
+        }
+        outcome
+    }
+
+    /// Writes a WAL checkpoint of every stream with unflushed data and lets
+    /// the WAL drop the segments it covers.
+    pub async fn checkpoint(self: &Arc<Ingester>) -> Result<(), IngesterError> {
+        if self.wal.is_none() {
+            return Ok(());
+        }
+        let ingester = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let Some(wal) = &ingester.wal else {
+                return Ok(());
+            };
+            let instances = ingester.all_instances();
+            let result = wal.checkpoint(|writer| {
+                for instance in &instances {
+                    instance
+                        .checkpoint(&mut |record| {
+                            writer.write(&record).map_err(|err| err.to_string())
+                        })
+                        .map_err(sluice_wal::WalError::checkpoint_aborted)?;
+                }
+                Ok(())
+            });
+            match result {
+                Ok(_) => {
+                    ingester.metrics.checkpoints.inc();
+                    Ok(())
+                }
+                Err(err) => Err(IngesterError::Startup(format!(
+                    "writing WAL checkpoint: {err}"
+                ))),
+            }
+        })
+        .await
+        .map_err(|err| IngesterError::Startup(format!("checkpoint task: {err}")))?
+    }
+
+    /// Runs the flush and checkpoint loop until `shutdown`, then stops
+    /// taking pushes and (with `wal.flush_on_shutdown`) flushes everything.
+    pub async fn run(self: Arc<Ingester>, shutdown: CancellationToken) {
+        let mut flush_tick = tokio::time::interval(self.config.flush_check_period);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checkpoint_tick = tokio::time::interval(self.config.wal.checkpoint_duration);
+        checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checkpoint_tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = flush_tick.tick() => {
+                    self.sweep(false).await;
+                }
+                _ = self.flush_requested.notified() => {
+                    self.sweep(true).await;
+                }
+                _ = checkpoint_tick.tick() => {
+                    if let Err(err) = self.checkpoint().await {
+                        tracing::error!(error = %err, "WAL checkpoint failed");
+                    }
+                }
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Stops accepting pushes, flushes everything if configured (retrying a
+    /// few times), and closes the WAL.
+    pub async fn stop(self: &Arc<Ingester>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if self.config.wal.flush_on_shutdown || self.wal.is_none() {
+            let deadline = Instant::now() + self.config.flush_op_timeout;
+            for attempt in 1..=5 {
+                let outcome = self.sweep(true).await;
+                let pending = self
+                    .flusher
+                    .as_ref()
+                    .is_some_and(Flusher::has_pending_index);
+                if outcome.failed == 0 && outcome.index_failures == 0 && !pending {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tracing::warn!(attempt, "flush on shutdown incomplete; retrying");
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+        }
+        if let Err(err) = self.checkpoint().await {
+            tracing::error!(error = %err, "final WAL checkpoint failed");
         }
     }
 }

@@ -1,19 +1,23 @@
-//! One tenant's streams.
+//! One tenant's streams, and how pushes, WAL replay and checkpoints change
+//! them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::RwLock;
-use sluice_chunk::Labels;
+use sluice_chunk::{Labels, MemChunk};
 use sluice_common::TenantId;
 use sluice_logql::Matcher;
-use sluice_proto::logproto::PushRequest;
+use sluice_proto::logproto::{PushRequest, StreamAdapter};
 use sluice_proto::timestamp_to_nanos;
+use sluice_wal::Wal;
 
 use crate::config::IngesterConfig;
 use crate::error::IngesterError;
 use crate::metrics::{IngesterMetrics, TenantLabel};
-use crate::stream::Stream;
+use crate::stream::{FlushReason, FlushState, Stream};
+use crate::wal_record::{encode_checkpoint, PushRecordBuilder, PushStream};
 
 /// The streams of one tenant, by fingerprint (a bucket holds the rare
 /// label sets whose fingerprints collide).
@@ -21,6 +25,14 @@ use crate::stream::Stream;
 pub(crate) struct Instance {
     tenant: TenantId,
     streams: RwLock<HashMap<u64, Vec<Arc<Stream>>>>,
+}
+
+/// What a push needs besides the request.
+pub(crate) struct PushContext<'a> {
+    pub(crate) config: &'a IngesterConfig,
+    pub(crate) metrics: &'a IngesterMetrics,
+    pub(crate) wal: Option<&'a Wal>,
+    pub(crate) seq: u64,
 }
 
 impl Instance {
@@ -31,16 +43,20 @@ impl Instance {
         }
     }
 
-    /// Appends every stream of the request. A stream whose labels do not
-    /// parse is skipped and reported; the others are kept (Loki's partial
-    /// success).
+    /// Appends a push. Streams whose labels do not parse are skipped and
+    /// reported (Loki's partial success). With a WAL, the record is durable
+    /// before anything changes in memory, so a refused push changes nothing;
+    /// the involved streams stay locked meanwhile, which orders records of
+    /// a stream exactly as they are applied.
     pub(crate) fn push(
         &self,
         request: &PushRequest,
-        config: &IngesterConfig,
-        metrics: &IngesterMetrics,
+        context: &PushContext<'_>,
     ) -> Result<(), IngesterError> {
+        let now = Instant::now();
         let mut last_error = None;
+        let mut groups: Vec<(Arc<Stream>, Vec<&StreamAdapter>)> =
+            Vec::with_capacity(request.streams.len());
         for stream_request in &request.streams {
             let labels = match Labels::parse(&stream_request.labels) {
                 Ok(labels) if !labels.is_empty() => labels,
@@ -55,28 +71,237 @@ impl Instance {
                     continue;
                 }
             };
-            let stream = self.get_or_create(labels, config, metrics);
-            let outcome = stream
-                .data
-                .lock()
-                .append(stream_request.entries.iter().map(|entry| {
-                    (
-                        timestamp_to_nanos(entry.timestamp.as_ref()),
-                        entry.line.as_str(),
-                    )
-                }));
-            if outcome.chunks_created > 0 {
-                metrics.chunks_created.inc_by(outcome.chunks_created as u64);
-                metrics.memory_chunks.inc_by(outcome.chunks_created as i64);
+            if stream_request.entries.is_empty() {
+                continue;
+            }
+            let stream = self.get_or_create(labels, context.config, context.metrics);
+            match groups
+                .iter_mut()
+                .find(|(existing, _)| Arc::ptr_eq(existing, &stream))
+            {
+                Some((_, parts)) => parts.push(stream_request),
+                None => groups.push((stream, vec![stream_request])),
             }
         }
+        // A fixed lock order (labels) rules out deadlocks between pushes.
+        groups.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
+        let mut guards: Vec<_> = groups
+            .iter()
+            .map(|(stream, _)| stream.data.lock())
+            .collect();
+        if let Some(wal) = context.wal {
+            let size: usize = groups
+                .iter()
+                .flat_map(|(_, parts)| parts.iter())
+                .map(|part| {
+                    part.entries
+                        .iter()
+                        .map(|entry| entry.line.len() + 12)
+                        .sum::<usize>()
+                })
+                .sum();
+            let mut builder = PushRecordBuilder::new(context.seq, self.tenant.as_str(), size);
+            for (stream, parts) in &groups {
+                let count = parts.iter().map(|part| part.entries.len()).sum();
+                builder.add_stream(
+                    &stream.labels_text,
+                    count,
+                    parts.iter().flat_map(|part| {
+                        part.entries.iter().map(|entry| {
+                            (
+                                timestamp_to_nanos(entry.timestamp.as_ref()),
+                                entry.line.as_str(),
+                            )
+                        })
+                    }),
+                );
+            }
+            let durable = wal
+                .submit(builder.finish())
+                .and_then(|ticket| ticket.wait());
+            if let Err(err) = durable {
+                context.metrics.wal_failures.inc();
+                tracing::error!(tenant = %self.tenant, error = %err, "WAL write failed; push refused");
+                return Err(IngesterError::Wal(err.to_string()));
+            }
+        }
+        for ((_, parts), data) in groups.iter().zip(guards.iter_mut()) {
+            let mut created = 0;
+            for part in parts {
+                let outcome = data.append(
+                    part.entries.iter().map(|entry| {
+                        (
+                            timestamp_to_nanos(entry.timestamp.as_ref()),
+                            entry.line.as_str(),
+                        )
+                    }),
+                    now,
+                );
+                created += outcome.chunks_created;
+            }
+            data.last_seq = context.seq;
+            if created > 0 {
+                context.metrics.chunks_created.inc_by(created as u64);
+                context.metrics.memory_chunks.inc_by(created as i64);
+            }
+        }
+        drop(guards);
         match last_error {
             Some(err) => Err(err),
             None => Ok(()),
         }
     }
 
-    fn get_or_create(
+    /// Re-applies a push record from the WAL to streams whose state is
+    /// older than it.
+    pub(crate) fn replay_push(
+        &self,
+        seq: u64,
+        streams: &[PushStream<'_>],
+        config: &IngesterConfig,
+        metrics: &IngesterMetrics,
+    ) -> Result<usize, String> {
+        let now = Instant::now();
+        let mut bytes = 0;
+        for part in streams {
+            let labels = Labels::parse(part.labels).map_err(|err| err.to_string())?;
+            let stream = self.get_or_create(labels, config, metrics);
+            let mut data = stream.data.lock();
+            if seq <= data.last_seq {
+                continue;
+            }
+            let outcome = data.append(part.entries.iter().copied(), now);
+            data.last_seq = seq;
+            bytes += part
+                .entries
+                .iter()
+                .map(|(_, line)| line.len())
+                .sum::<usize>();
+            if outcome.chunks_created > 0 {
+                metrics.chunks_created.inc_by(outcome.chunks_created as u64);
+                metrics.memory_chunks.inc_by(outcome.chunks_created as i64);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Restores one stream from a checkpoint record.
+    pub(crate) fn restore(
+        &self,
+        seq: u64,
+        labels: &str,
+        last: Option<(i64, &str)>,
+        chunks: &[(bool, &[u8])],
+        config: &IngesterConfig,
+        metrics: &IngesterMetrics,
+    ) -> Result<(), String> {
+        let labels = Labels::parse(labels).map_err(|err| err.to_string())?;
+        let stream = self.get_or_create(labels, config, metrics);
+        let mut data = stream.data.lock();
+        let now = Instant::now();
+        for (closed, bytes) in chunks {
+            let chunk = MemChunk::decode_with_sizes(
+                bytes,
+                config.chunk_block_size,
+                config.chunk_target_size,
+            )
+            .map_err(|err| format!("chunk of stream {}: {err}", stream.labels_text))?;
+            data.push_chunk(chunk, now);
+            if *closed {
+                if let Some(desc) = data.chunks.last_mut() {
+                    desc.closed = Some(FlushReason::Full);
+                }
+            }
+            metrics.chunks_created.inc();
+            metrics.memory_chunks.inc();
+        }
+        if let Some((timestamp, line)) = last {
+            data.last_timestamp = Some(timestamp);
+            data.last_line = line.to_string();
+        }
+        data.last_seq = data.last_seq.max(seq);
+        Ok(())
+    }
+
+    /// Writes a checkpoint record for every stream with unflushed data.
+    pub(crate) fn checkpoint(
+        &self,
+        write: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    ) -> Result<usize, String> {
+        let mut written = 0;
+        for stream in self.all_streams() {
+            let record = {
+                let data = stream.data.lock();
+                let chunks: Vec<(bool, Vec<u8>)> = data
+                    .chunks
+                    .iter()
+                    .filter(|desc| {
+                        !matches!(desc.state, FlushState::Flushed(_)) && desc.chunk.entries() > 0
+                    })
+                    .map(|desc| (desc.closed.is_some(), desc.chunk.encode()))
+                    .collect();
+                if chunks.is_empty() {
+                    continue;
+                }
+                let last = data
+                    .last_timestamp
+                    .map(|timestamp| (timestamp, data.last_line.as_str()));
+                encode_checkpoint(
+                    data.last_seq,
+                    self.tenant.as_str(),
+                    &stream.labels_text,
+                    last,
+                    &chunks,
+                )
+            };
+            write(record)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    pub(crate) fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// Returns every stream.
+    pub(crate) fn all_streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().flatten().cloned().collect()
+    }
+
+    /// Removes streams that hold no chunks; returns how many.
+    pub(crate) fn remove_empty_streams(&self, metrics: &IngesterMetrics) -> usize {
+        let mut streams = self.streams.write();
+        let mut removed = 0;
+        streams.retain(|_, bucket| {
+            bucket.retain(|stream| {
+                // A push holding the stream (another Arc) may be about to
+                // append; keep it.
+                let empty = Arc::strong_count(stream) == 1 && stream.data.lock().is_empty();
+                if empty {
+                    removed += 1;
+                }
+                !empty
+            });
+            !bucket.is_empty()
+        });
+        if removed > 0 {
+            let tenant = TenantLabel {
+                tenant: self.tenant.to_string(),
+            };
+            metrics
+                .memory_streams
+                .get_or_create(&tenant)
+                .dec_by(removed as i64);
+            metrics
+                .streams_removed
+                .get_or_create(&tenant)
+                .inc_by(removed as u64);
+        }
+        removed
+    }
+
+    pub(crate) fn get_or_create(
         &self,
         labels: Labels,
         config: &IngesterConfig,

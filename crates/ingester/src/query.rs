@@ -67,11 +67,17 @@ pub(crate) fn query(
             if !data.overlaps(from, through) {
                 continue;
             }
-            data.query(from, through, direction, &filters, limit)
-                .map_err(|source| IngesterError::Chunk {
-                    stream: stream.labels_text.clone(),
-                    source,
-                })?
+            data.query(
+                from,
+                through,
+                direction,
+                &|line| filters.matches(line),
+                limit,
+            )
+            .map_err(|source| IngesterError::Chunk {
+                stream: stream.labels_text.clone(),
+                source,
+            })?
         };
         for piece in entries.chunks(BATCH_ENTRIES) {
             batch_entries += piece.len();

@@ -1,10 +1,58 @@
-//! One stream: a label set and its chunks, newest last.
+//! One stream: a label set and its chunks, oldest first. The newest chunk
+//! takes appends until it is closed (full, idle, too old, or forced); closed
+//! chunks wait for the flusher, and flushed ones stay for the retain period.
+
+use std::time::Instant;
 
 use parking_lot::Mutex;
-use sluice_chunk::{ChunkError, Codec, Direction, Labels, MemChunk};
-use sluice_logql::LineFilterChain;
+use sluice_chunk::{ChunkError, ChunkRef, Codec, Direction, Labels, MemChunk};
 
 use crate::config::IngesterConfig;
+
+/// Why a chunk was closed and flushed (Loki's `reason` label values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FlushReason {
+    Full,
+    Idle,
+    MaxAge,
+    Forced,
+}
+
+impl FlushReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FlushReason::Full => "full",
+            FlushReason::Idle => "idle",
+            FlushReason::MaxAge => "max_age",
+            FlushReason::Forced => "forced",
+        }
+    }
+}
+
+/// Where a chunk is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FlushState {
+    /// In memory only.
+    Pending,
+    /// Handed to a flush worker.
+    Queued,
+    /// Uploaded; waiting for its index entry to be shipped.
+    Uploaded(ChunkRef),
+    /// Uploaded and indexed at the given time.
+    Flushed(Instant),
+}
+
+/// A chunk with its flush bookkeeping.
+#[derive(Debug)]
+pub(crate) struct ChunkDesc {
+    pub(crate) id: u64,
+    pub(crate) chunk: MemChunk,
+    pub(crate) closed: Option<FlushReason>,
+    pub(crate) last_append: Instant,
+    pub(crate) state: FlushState,
+    pub(crate) failures: u32,
+    pub(crate) retry_after: Option<Instant>,
+}
 
 /// A stream's identity (immutable, readable without locking) and its data.
 #[derive(Debug)]
@@ -19,22 +67,25 @@ pub(crate) struct Stream {
 /// The mutable part of a stream.
 #[derive(Debug)]
 pub(crate) struct StreamData {
-    chunks: Vec<MemChunk>,
+    pub(crate) chunks: Vec<ChunkDesc>,
+    next_chunk_id: u64,
     codec: Codec,
     block_size: usize,
     target_size: usize,
     /// The last accepted entry, to drop exact repeats as Loki does.
-    last_timestamp: Option<i64>,
-    last_line: String,
-    min_timestamp: i64,
-    max_timestamp: i64,
+    pub(crate) last_timestamp: Option<i64>,
+    pub(crate) last_line: String,
+    /// Sequence number of the last WAL push record applied to this stream;
+    /// replay skips records a checkpoint already holds.
+    pub(crate) last_seq: u64,
 }
 
-/// What one push did to a stream.
+/// What one append did to a stream.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AppendOutcome {
     pub(crate) appended: usize,
     pub(crate) chunks_created: usize,
+    pub(crate) chunks_closed_full: usize,
 }
 
 /// An entry copied out of a chunk, with a key that orders ties exactly as
@@ -56,13 +107,13 @@ impl Stream {
             fingerprint,
             data: Mutex::new(StreamData {
                 chunks: Vec::new(),
+                next_chunk_id: 0,
                 codec: config.chunk_encoding,
                 block_size: config.chunk_block_size,
                 target_size: config.chunk_target_size,
                 last_timestamp: None,
                 last_line: String::new(),
-                min_timestamp: i64::MAX,
-                max_timestamp: i64::MIN,
+                last_seq: 0,
             }),
         }
     }
@@ -74,60 +125,100 @@ impl StreamData {
     pub(crate) fn append<'a>(
         &mut self,
         entries: impl Iterator<Item = (i64, &'a str)>,
+        now: Instant,
     ) -> AppendOutcome {
         let mut outcome = AppendOutcome::default();
         for (timestamp, line) in entries {
             if self.last_timestamp == Some(timestamp) && self.last_line == line {
                 continue;
             }
-            let needs_new_chunk = self.chunks.last().is_none_or(MemChunk::is_full);
+            let head_usable = self
+                .chunks
+                .last()
+                .is_some_and(|desc| desc.closed.is_none() && desc.state == FlushState::Pending);
+            if head_usable {
+                let head = self.chunks.last_mut().expect("checked above");
+                if head.chunk.is_full() {
+                    head.closed = Some(FlushReason::Full);
+                    outcome.chunks_closed_full += 1;
+                }
+            }
+            let needs_new_chunk = self
+                .chunks
+                .last()
+                .is_none_or(|desc| desc.closed.is_some() || desc.state != FlushState::Pending);
             if needs_new_chunk {
-                self.chunks
-                    .push(MemChunk::new(self.codec, self.block_size, self.target_size));
+                self.push_chunk(
+                    MemChunk::new(self.codec, self.block_size, self.target_size),
+                    now,
+                );
                 outcome.chunks_created += 1;
             }
-            let chunk = self
+            let head = self
                 .chunks
                 .last_mut()
-                .expect("a chunk was pushed above when none existed");
-            chunk.append(timestamp, line);
+                .expect("a chunk was pushed above when none was open");
+            head.chunk.append(timestamp, line);
+            head.last_append = now;
             self.last_timestamp = Some(timestamp);
             self.last_line.clear();
             self.last_line.push_str(line);
-            self.min_timestamp = self.min_timestamp.min(timestamp);
-            self.max_timestamp = self.max_timestamp.max(timestamp);
             outcome.appended += 1;
         }
         outcome
     }
 
-    /// Returns whether the stream holds entries in `[from, through)`.
-    pub(crate) fn overlaps(&self, from: i64, through: i64) -> bool {
-        !self.chunks.is_empty() && self.min_timestamp < through && self.max_timestamp >= from
+    /// Adds a chunk (new, or restored from a checkpoint) as the head.
+    pub(crate) fn push_chunk(&mut self, chunk: MemChunk, now: Instant) {
+        let id = self.next_chunk_id;
+        self.next_chunk_id += 1;
+        self.chunks.push(ChunkDesc {
+            id,
+            chunk,
+            closed: None,
+            last_append: now,
+            state: FlushState::Pending,
+            failures: 0,
+            retry_after: None,
+        });
     }
 
-    /// Returns up to `limit` entries in `[from, through)` that pass the
-    /// line filters, in the query's direction.
+    /// Returns whether the stream holds entries in `[from, through)`.
+    pub(crate) fn overlaps(&self, from: i64, through: i64) -> bool {
+        self.chunks.iter().any(|desc| {
+            desc.chunk
+                .bounds()
+                .is_some_and(|(min, max)| min < through && max >= from)
+        })
+    }
+
+    /// Returns whether the stream has no chunks left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Returns up to `limit` entries in `[from, through)` that pass
+    /// `keep`, in the query's direction.
     pub(crate) fn query(
         &self,
         from: i64,
         through: i64,
         direction: Direction,
-        filters: &LineFilterChain,
+        keep: &dyn Fn(&[u8]) -> bool,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, ChunkError> {
         let mut found: Vec<Found> = Vec::new();
-        for (chunk_index, chunk) in self.chunks.iter().enumerate() {
-            let Some((chunk_min, chunk_max)) = chunk.bounds() else {
+        for (chunk_index, desc) in self.chunks.iter().enumerate() {
+            let Some((chunk_min, chunk_max)) = desc.chunk.bounds() else {
                 continue;
             };
             if chunk_min >= through || chunk_max < from {
                 continue;
             }
-            let mut iter = chunk.iter(from, through, direction)?;
+            let mut iter = desc.chunk.iter(from, through, direction)?;
             let mut taken: i64 = 0;
-            while let Some((timestamp, line)) = iter.next_entry() {
-                if !filters.matches(line.as_bytes()) {
+            while let Some((timestamp, line)) = iter.try_next_entry()? {
+                if !keep(line.as_bytes()) {
                     continue;
                 }
                 // Backward iteration yields a chunk's entries in reverse, so a
@@ -165,17 +256,17 @@ impl StreamData {
 mod tests {
     use super::*;
 
-    fn stream_with(config: &IngesterConfig, entries: &[(i64, &str)]) -> Stream {
-        let stream = Stream::new(Labels::from_pairs([("job", "test")]), config);
-        stream.data.lock().append(entries.iter().copied());
-        stream
+    fn keep_all(_: &[u8]) -> bool {
+        true
     }
 
-    fn everything() -> LineFilterChain {
-        match sluice_logql::parse_expr("{job=\"test\"}").expect("valid query") {
-            sluice_logql::Expr::Log(log) => log.line_filters(),
-            other => panic!("not a log query: {other:?}"),
-        }
+    fn stream_with(config: &IngesterConfig, entries: &[(i64, &str)]) -> Stream {
+        let stream = Stream::new(Labels::from_pairs([("job", "test")]), config);
+        stream
+            .data
+            .lock()
+            .append(entries.iter().copied(), Instant::now());
+        stream
     }
 
     #[test]
@@ -184,18 +275,18 @@ mod tests {
         let stream = stream_with(&config, &[(30, "c"), (10, "a"), (20, "b")]);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 100, Direction::Forward, &everything(), 100)
+            .query(0, 100, Direction::Forward, &keep_all, 100)
             .unwrap();
         assert_eq!(
             forward,
             vec![(10, "a".into()), (20, "b".into()), (30, "c".into())]
         );
         let backward = data
-            .query(0, 100, Direction::Backward, &everything(), 2)
+            .query(0, 100, Direction::Backward, &keep_all, 2)
             .unwrap();
         assert_eq!(backward, vec![(30, "c".into()), (20, "b".into())]);
         let window = data
-            .query(10, 30, Direction::Forward, &everything(), 100)
+            .query(10, 30, Direction::Forward, &keep_all, 100)
             .unwrap();
         assert_eq!(window, vec![(10, "a".into()), (20, "b".into())]);
     }
@@ -206,7 +297,7 @@ mod tests {
         let stream = stream_with(&config, &[(10, "a"), (10, "a"), (10, "b")]);
         let data = stream.data.lock();
         let all = data
-            .query(0, 100, Direction::Forward, &everything(), 100)
+            .query(0, 100, Direction::Forward, &keep_all, 100)
             .unwrap();
         assert_eq!(all, vec![(10, "a".into()), (10, "b".into())]);
     }
@@ -222,22 +313,35 @@ mod tests {
             .map(|i| ((i * 7919) % 500, format!("line {i}")))
             .collect();
         let stream = Stream::new(Labels::from_pairs([("job", "test")]), &config);
-        let outcome = stream
-            .data
-            .lock()
-            .append(entries.iter().map(|(ts, line)| (*ts, line.as_str())));
+        let outcome = stream.data.lock().append(
+            entries.iter().map(|(ts, line)| (*ts, line.as_str())),
+            Instant::now(),
+        );
         assert_eq!(outcome.appended, 500);
         assert!(outcome.chunks_created > 1, "small target size cuts chunks");
+        assert_eq!(outcome.chunks_closed_full, outcome.chunks_created - 1);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 500, Direction::Forward, &everything(), 1000)
+            .query(0, 500, Direction::Forward, &keep_all, 1000)
             .unwrap();
         let timestamps: Vec<i64> = forward.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(timestamps, (0..500).collect::<Vec<_>>());
         let newest = data
-            .query(0, 500, Direction::Backward, &everything(), 3)
+            .query(0, 500, Direction::Backward, &keep_all, 3)
             .unwrap();
         let newest: Vec<i64> = newest.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(newest, vec![499, 498, 497]);
+    }
+
+    #[test]
+    fn a_closed_chunk_takes_no_more_appends() {
+        let config = IngesterConfig::default();
+        let stream = stream_with(&config, &[(1, "a")]);
+        let mut data = stream.data.lock();
+        data.chunks[0].closed = Some(FlushReason::Idle);
+        let outcome = data.append([(2, "b")].into_iter(), Instant::now());
+        assert_eq!(outcome.chunks_created, 1);
+        assert_eq!(data.chunks.len(), 2);
+        assert_eq!(data.chunks[1].chunk.entries(), 1);
     }
 }

@@ -6,9 +6,14 @@ use serde::{Deserialize, Serialize};
 use sluice_common::server::humantime_serde_compat;
 
 /// Querier settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuerierConfig {
+    /// Only ask ingesters about the last this-long of a query (Loki's
+    /// default 3h); older data comes from the store alone. 0 asks
+    /// ingesters for every range.
+    #[serde(with = "humantime_serde_compat")]
+    pub query_ingesters_within: Duration,
     /// LogQL engine settings.
     pub engine: EngineConfig,
 }
@@ -20,6 +25,15 @@ pub struct EngineConfig {
     /// How far back an instant log query looks (Loki 2.8: 30s).
     #[serde(with = "humantime_serde_compat")]
     pub max_look_back_period: Duration,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> QuerierConfig {
+        QuerierConfig {
+            query_ingesters_within: Duration::from_secs(3 * 3600),
+            engine: EngineConfig::default(),
+        }
+    }
 }
 
 impl Default for EngineConfig {

@@ -8,6 +8,7 @@ mod http;
 mod json;
 mod params;
 mod querier;
+mod store;
 
 pub use config::QuerierConfig;
 pub use querier::Querier;

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
+use sluice_common::time::now_nanos;
 use sluice_common::{HttpError, LimitsConfig, TenantId};
-use sluice_logql::Expr;
+use sluice_logql::{Expr, LogExpr};
 use sluice_proto::logproto::querier_client::QuerierClient;
 use sluice_proto::logproto::{self, LabelRequest, QueryRequest, SeriesRequest};
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos, GrpcChannel};
+use sluice_storage::IndexCache;
 
 use crate::config::QuerierConfig;
 use crate::params::{Direction, TimeRange};
@@ -21,7 +23,8 @@ pub struct Querier {
     pub(crate) config: QuerierConfig,
     pub(crate) limits: LimitsConfig,
     pub(crate) auth_enabled: bool,
-    ingester: QuerierClient<GrpcChannel>,
+    ingester: Option<QuerierClient<GrpcChannel>>,
+    store: Option<Arc<IndexCache>>,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -34,19 +37,42 @@ pub(crate) struct ResultStream {
 impl Querier {
     /// Creates a querier that reads through `ingester` (an in-process or
     /// network gRPC channel).
+    /// `ingester` may be absent (a querier reading only the store, e.g.
+    /// after every ingester flushed and left); `store` may be absent (no
+    /// object storage configured).
     pub fn new(
         config: QuerierConfig,
         limits: LimitsConfig,
         auth_enabled: bool,
-        ingester: GrpcChannel,
+        ingester: Option<GrpcChannel>,
+        store: Option<Arc<IndexCache>>,
     ) -> Arc<Querier> {
         Arc::new(Querier {
             config,
             limits,
             auth_enabled,
-            ingester: QuerierClient::new(ingester)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
+            ingester: ingester.map(|channel| {
+                QuerierClient::new(channel)
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX)
+            }),
+            store,
+        })
+    }
+
+    /// Returns the part of `range` the ingesters are asked about, if any.
+    fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
+        self.ingester.as_ref()?;
+        let within =
+            i64::try_from(self.config.query_ingesters_within.as_nanos()).unwrap_or(i64::MAX);
+        let start = if within == 0 {
+            range.start
+        } else {
+            range.start.max(now_nanos().saturating_sub(within))
+        };
+        (start < range.end || range.start == range.end).then_some(TimeRange {
+            start,
+            end: range.end,
         })
     }
 
@@ -65,10 +91,22 @@ impl Querier {
         Ok(request)
     }
 
-    /// Parses a query and checks that it is a log query.
-    pub(crate) fn parse_log_query(query: &str) -> Result<(), HttpError> {
+    /// Parses a query and checks that it is a log query the read path can
+    /// run (selector and line filters).
+    pub(crate) fn parse_log_query(query: &str) -> Result<LogExpr, HttpError> {
         match sluice_logql::parse_expr(query) {
-            Ok(Expr::Log(_)) => Ok(()),
+            Ok(Expr::Log(log)) => {
+                if let Some(stage) = log
+                    .pipeline
+                    .iter()
+                    .find(|stage| !matches!(stage, sluice_logql::Stage::LineFilter(_)))
+                {
+                    return Err(HttpError::bad_request(format!(
+                        "pipeline stage `{stage}` is not supported yet: only line filters are"
+                    )));
+                }
+                Ok(log)
+            }
             Ok(_) => Err(HttpError::bad_request(
                 "metric queries are not supported yet: only log queries can be evaluated",
             )),
@@ -86,39 +124,64 @@ impl Querier {
         limit: u32,
         direction: Direction,
     ) -> Result<Vec<ResultStream>, HttpError> {
-        Self::parse_log_query(query)?;
-        let request = Self::request(
-            tenant,
-            QueryRequest {
-                selector: query.to_string(),
-                limit,
-                start: Some(timestamp_from_nanos(range.start)),
-                end: Some(timestamp_from_nanos(range.end)),
-                direction: match direction {
-                    Direction::Forward => logproto::Direction::Forward,
-                    Direction::Backward => logproto::Direction::Backward,
-                } as i32,
-                shards: Vec::new(),
-            },
-        )?;
-        let mut client = self.ingester.clone();
-        let mut batches = client
-            .query(request)
-            .boxed()
-            .await
-            .map_err(|status| HttpError::from_status(&status))?
-            .into_inner();
+        let log = Self::parse_log_query(query)?;
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        while let Some(batch) = batches.next().boxed().await {
-            let batch = batch.map_err(|status| HttpError::from_status(&status))?;
-            for stream in batch.streams {
-                let entries = by_labels.entry(stream.labels).or_default();
-                entries.extend(
-                    stream
-                        .entries
-                        .into_iter()
-                        .map(|entry| (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)),
-                );
+        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
+            let request = Self::request(
+                tenant,
+                QueryRequest {
+                    selector: query.to_string(),
+                    limit,
+                    start: Some(timestamp_from_nanos(ingester_range.start)),
+                    end: Some(timestamp_from_nanos(ingester_range.end)),
+                    direction: match direction {
+                        Direction::Forward => logproto::Direction::Forward,
+                        Direction::Backward => logproto::Direction::Backward,
+                    } as i32,
+                    shards: Vec::new(),
+                },
+            )?;
+            let mut client = client.clone();
+            let mut batches = client
+                .query(request)
+                .boxed()
+                .await
+                .map_err(|status| HttpError::from_status(&status))?
+                .into_inner();
+            while let Some(batch) = batches.next().boxed().await {
+                let batch = batch.map_err(|status| HttpError::from_status(&status))?;
+                for stream in batch.streams {
+                    let entries = by_labels.entry(stream.labels).or_default();
+                    entries.extend(
+                        stream.entries.into_iter().map(|entry| {
+                            (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)
+                        }),
+                    );
+                }
+            }
+        }
+        if let Some(index) = &self.store {
+            let chunk_direction = match direction {
+                Direction::Forward => sluice_chunk::Direction::Forward,
+                Direction::Backward => sluice_chunk::Direction::Backward,
+            };
+            let found = crate::store::select_logs(
+                index,
+                tenant,
+                &log.matchers,
+                Arc::new(log.line_filters()),
+                range.start,
+                range.end,
+                limit as usize,
+                chunk_direction,
+            )
+            .boxed()
+            .await?;
+            for (labels, entries) in found {
+                by_labels
+                    .entry(labels.to_string())
+                    .or_default()
+                    .extend(entries);
             }
         }
         let mut streams = Vec::with_capacity(by_labels.len());
@@ -133,6 +196,7 @@ impl Querier {
                 Direction::Forward => entries.sort_by_key(|(timestamp, _)| *timestamp),
                 Direction::Backward => entries.sort_by_key(|(timestamp, _)| Reverse(*timestamp)),
             }
+            dedupe_sorted(&mut entries);
             streams.push(ResultStream { labels, entries });
         }
         apply_limit(&mut streams, limit as usize, direction);
@@ -149,28 +213,43 @@ impl Querier {
         range: TimeRange,
         query: Option<&str>,
     ) -> Result<Vec<String>, HttpError> {
-        if let Some(selector) = query {
-            sluice_logql::parse_selector(selector)
-                .map_err(|err| HttpError::bad_request(err.to_string()))?;
+        let matchers = match query {
+            Some(selector) => sluice_logql::parse_selector(selector)
+                .map_err(|err| HttpError::bad_request(err.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut values = Vec::new();
+        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
+            let request = Self::request(
+                tenant,
+                LabelRequest {
+                    name: name.unwrap_or_default().to_string(),
+                    values: name.is_some(),
+                    start: Some(timestamp_from_nanos(ingester_range.start)),
+                    end: Some(timestamp_from_nanos(ingester_range.end)),
+                    query: query.unwrap_or_default().to_string(),
+                },
+            )?;
+            let mut client = client.clone();
+            values = client
+                .label(request)
+                .boxed()
+                .await
+                .map_err(|status| HttpError::from_status(&status))?
+                .into_inner()
+                .values;
         }
-        let request = Self::request(
-            tenant,
-            LabelRequest {
-                name: name.unwrap_or_default().to_string(),
-                values: name.is_some(),
-                start: Some(timestamp_from_nanos(range.start)),
-                end: Some(timestamp_from_nanos(range.end)),
-                query: query.unwrap_or_default().to_string(),
-            },
-        )?;
-        let mut client = self.ingester.clone();
-        let mut values = client
-            .label(request)
-            .boxed()
-            .await
-            .map_err(|status| HttpError::from_status(&status))?
-            .into_inner()
-            .values;
+        if let Some(index) = &self.store {
+            let found = crate::store::series(index, tenant, &matchers, range.start, range.end)
+                .boxed()
+                .await?;
+            for series in found {
+                match name {
+                    Some(name) => values.extend(series.labels.get(name).map(str::to_string)),
+                    None => values.extend(series.labels.iter().map(|label| label.name.clone())),
+                }
+            }
+        }
         values.sort();
         values.dedup();
         Ok(values)
@@ -183,39 +262,84 @@ impl Querier {
         selectors: Vec<String>,
         range: TimeRange,
     ) -> Result<Vec<Vec<(String, String)>>, HttpError> {
-        for selector in &selectors {
-            sluice_logql::parse_selector(selector)
-                .map_err(|err| HttpError::bad_request(err.to_string()))?;
-        }
-        let request = Self::request(
-            tenant,
-            SeriesRequest {
-                start: Some(timestamp_from_nanos(range.start)),
-                end: Some(timestamp_from_nanos(range.end)),
-                groups: selectors,
-                shards: Vec::new(),
-            },
-        )?;
-        let mut client = self.ingester.clone();
-        let response = client
-            .series(request)
-            .boxed()
-            .await
-            .map_err(|status| HttpError::from_status(&status))?
-            .into_inner();
-        let mut series: Vec<Vec<(String, String)>> = response
-            .series
+        // Loki reads a lone `{}` as "every series" before parsing.
+        let selectors: Vec<String> = selectors
             .into_iter()
-            .map(|identifier| {
+            .filter(|selector| selector.split_whitespace().collect::<String>() != "{}")
+            .collect();
+        let mut groups = Vec::with_capacity(selectors.len());
+        for selector in &selectors {
+            groups.push(
+                sluice_logql::parse_selector(selector)
+                    .map_err(|err| HttpError::bad_request(err.to_string()))?,
+            );
+        }
+        let mut series: Vec<Vec<(String, String)>> = Vec::new();
+        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
+            let request = Self::request(
+                tenant,
+                SeriesRequest {
+                    start: Some(timestamp_from_nanos(ingester_range.start)),
+                    end: Some(timestamp_from_nanos(ingester_range.end)),
+                    groups: selectors.clone(),
+                    shards: Vec::new(),
+                },
+            )?;
+            let mut client = client.clone();
+            let response = client
+                .series(request)
+                .boxed()
+                .await
+                .map_err(|status| HttpError::from_status(&status))?
+                .into_inner();
+            series.extend(response.series.into_iter().map(|identifier| {
                 let mut labels: Vec<(String, String)> = identifier.labels.into_iter().collect();
                 labels.sort();
                 labels
-            })
-            .collect();
+            }));
+        }
+        if let Some(index) = &self.store {
+            if groups.is_empty() {
+                groups.push(Vec::new());
+            }
+            for matchers in &groups {
+                let found = crate::store::series(index, tenant, matchers, range.start, range.end)
+                    .boxed()
+                    .await?;
+                series.extend(found.into_iter().map(|found| {
+                    found
+                        .labels
+                        .iter()
+                        .map(|label| (label.name.clone(), label.value.clone()))
+                        .collect()
+                }));
+            }
+        }
         series.sort();
         series.dedup();
         Ok(series)
     }
+}
+
+/// Drops entries repeated exactly (same timestamp and line): the same data
+/// can come from an ingester (flushed chunks kept for the retain period)
+/// and the store, or from several replicas. `entries` is sorted by time.
+fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
+    let mut kept: Vec<(i64, String)> = Vec::with_capacity(entries.len());
+    let mut run_start = 0;
+    for entry in entries.drain(..) {
+        if kept.last().is_none_or(|last| last.0 != entry.0) {
+            run_start = kept.len();
+        }
+        if kept[run_start..]
+            .iter()
+            .any(|existing| existing.1 == entry.1)
+        {
+            continue;
+        }
+        kept.push(entry);
+    }
+    *entries = kept;
 }
 
 /// Keeps the first `limit` entries over all streams in the query's
@@ -282,6 +406,26 @@ mod tests {
             .flat_map(|stream| stream.entries.iter().map(|(ts, _)| *ts))
             .collect();
         assert_eq!(kept, vec![1, 5, 2, 7]);
+    }
+
+    #[test]
+    fn dedupe_drops_exact_repeats_only() {
+        let mut entries = vec![
+            (1, "a".to_string()),
+            (1, "b".to_string()),
+            (1, "a".to_string()),
+            (2, "a".to_string()),
+            (2, "a".to_string()),
+        ];
+        dedupe_sorted(&mut entries);
+        assert_eq!(
+            entries,
+            vec![
+                (1, "a".to_string()),
+                (1, "b".to_string()),
+                (2, "a".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Wires the selected modules into one process: builds them, serves HTTP
 //! and gRPC, reports readiness, and shuts down in order on cancellation.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use sluice_common::http_metrics::{self, HttpMetrics};
 use sluice_common::readiness::Readiness;
 use sluice_distributor::Distributor;
 use sluice_ingester::service::IngesterService;
-use sluice_ingester::Ingester;
+use sluice_ingester::{Ingester, IngesterDeps};
 use sluice_querier::Querier;
+use sluice_storage::{ChunkStore, IndexCache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,35 +50,93 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
 
     let max_recv = config.server.grpc_server_max_recv_msg_size;
     let max_send = config.server.grpc_server_max_send_msg_size;
+    let path_prefix = PathBuf::from(&config.common.path_prefix);
+    let store = Arc::new(
+        ChunkStore::new(&config.storage_config, &config.schema_config, &path_prefix)
+            .context("configuring object storage")?,
+    );
+    tracing::info!(backends = %store.describe(), "object storage ready");
+
     let mut http_routes = Router::new();
     let mut grpc_server = None;
+    let mut ingester_task = None;
+    let mut ingester_channel = None;
+    let mut pusher_channel = None;
     if targets.has(Module::Ingester) {
-        let ingester = Ingester::new(config.ingester.clone(), &mut registry);
-        let service = IngesterService::new(ingester);
-        if targets.has(Module::Distributor) {
-            let distributor = Distributor::new(
-                config.distributor.clone(),
-                config.limits_config.clone(),
-                config.auth_enabled,
-                sluice_proto::in_process(service.pusher_server(usize::MAX, usize::MAX)),
-                &mut registry,
-            );
-            http_routes = http_routes.merge(distributor.router());
-        }
-        if targets.has(Module::Querier) {
-            let querier = Querier::new(
-                config.querier.clone(),
-                config.limits_config.clone(),
-                config.auth_enabled,
-                sluice_proto::in_process(service.querier_server(usize::MAX, usize::MAX)),
-            );
-            http_routes = http_routes.merge(querier.router());
-        }
+        let wal_dir = if config.ingester.wal.dir.is_empty() {
+            path_prefix.join("wal")
+        } else {
+            PathBuf::from(&config.ingester.wal.dir)
+        };
+        let deps = IngesterDeps {
+            store: Some(Arc::clone(&store)),
+            wal_dir,
+            writer_id: writer_id(grpc_addr.port()),
+        };
+        let ingester = Ingester::open(config.ingester.clone(), deps, &mut registry)
+            .await
+            .context("starting the ingester")?;
+        let service = IngesterService::new(Arc::clone(&ingester));
+        http_routes = http_routes.merge(sluice_ingester::router(
+            Arc::clone(&ingester),
+            shutdown.clone(),
+        ));
+        pusher_channel = Some(sluice_proto::in_process(
+            service.pusher_server(usize::MAX, usize::MAX),
+        ));
+        ingester_channel = Some(sluice_proto::in_process(
+            service.querier_server(usize::MAX, usize::MAX),
+        ));
         grpc_server = Some(
             tonic::transport::Server::builder()
                 .add_service(service.pusher_server(max_recv, max_send))
                 .add_service(service.querier_server(max_recv, max_send)),
         );
+        ingester_task = Some(tokio::spawn(Arc::clone(&ingester).run(shutdown.clone())));
+    }
+    if targets.has(Module::Distributor) {
+        let channel = pusher_channel
+            .clone()
+            .context("the distributor needs an ingester in this process")?;
+        let distributor = Distributor::new(
+            config.distributor.clone(),
+            config.limits_config.clone(),
+            config.auth_enabled,
+            channel,
+            &mut registry,
+        );
+        http_routes = http_routes.merge(distributor.router());
+    }
+    if targets.has(Module::Querier) {
+        let cache_dir = if config
+            .storage_config
+            .index_shipper
+            .cache_location
+            .is_empty()
+        {
+            path_prefix.join("index_cache")
+        } else {
+            PathBuf::from(&config.storage_config.index_shipper.cache_location)
+        };
+        let index = Arc::new(IndexCache::new(
+            Arc::clone(&store),
+            cache_dir,
+            config.storage_config.index_shipper.resync_interval,
+        ));
+        let querier = Querier::new(
+            config.querier.clone(),
+            config.limits_config.clone(),
+            config.auth_enabled,
+            ingester_channel.clone(),
+            Some(index),
+        );
+        http_routes = http_routes.merge(querier.router());
+    }
+    if grpc_server.is_none() {
+        // Keep the gRPC port answering (health of the process) even when no
+        // gRPC service runs here.
+        grpc_server =
+            Some(tonic::transport::Server::builder().add_routes(tonic::service::Routes::default()));
     }
 
     let ops_state = OpsState {
@@ -126,6 +186,12 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     if let Some(task) = grpc_task {
         wait_for("gRPC server", task, grace).await;
     }
+    if let Some(task) = ingester_task {
+        // The ingester flushes on shutdown; its own flush_op_timeout bounds it.
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "ingester task failed");
+        }
+    }
     tracing::info!("sluice stopped");
     Ok(())
 }
@@ -144,4 +210,27 @@ async fn wait_for<E: std::fmt::Display>(
         }
         Err(_) => tracing::warn!(server = name, "graceful shutdown timed out"),
     }
+}
+
+/// Returns a name for index files unique to this ingester: host name and
+/// gRPC port, reduced to the characters index file names allow.
+fn writer_id(grpc_port: u16) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_else(|| "ingester".to_string());
+    let cleaned: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("{cleaned}_{grpc_port}")
 }

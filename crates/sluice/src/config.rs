@@ -11,6 +11,7 @@ use sluice_common::LimitsConfig;
 use sluice_distributor::DistributorConfig;
 use sluice_ingester::IngesterConfig;
 use sluice_querier::QuerierConfig;
+use sluice_storage::{SchemaConfig, StorageConfig};
 
 use crate::cli::{Cli, FlagValue};
 use crate::targets::Targets;
@@ -29,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) ingester: IngesterConfig,
     pub(crate) querier: QuerierConfig,
     pub(crate) limits_config: LimitsConfig,
+    pub(crate) storage_config: StorageConfig,
+    pub(crate) schema_config: SchemaConfig,
 }
 
 /// Settings shared by several modules.
@@ -50,6 +53,8 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
             limits_config: LimitsConfig::default(),
+            storage_config: StorageConfig::default(),
+            schema_config: SchemaConfig::default(),
         }
     }
 }
@@ -87,6 +92,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "ingester",
     "querier",
     "limits_config",
+    "storage_config",
+    "schema_config",
 ];
 
 impl Config {

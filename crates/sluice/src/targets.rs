@@ -34,8 +34,9 @@ pub(crate) struct Targets {
 
 impl Targets {
     /// Parses a comma-separated target list. `all` is distributor, ingester
-    /// and querier. Until the ring exists the distributor and querier reach
-    /// the ingester in process, so they need it in the same process.
+    /// and querier. Until the ring exists the distributor reaches the
+    /// ingester in process, so it needs it in the same process; a querier
+    /// without an ingester reads the object store only.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
         let mut modules = Vec::new();
         for name in text
@@ -60,12 +61,9 @@ impl Targets {
         if modules.is_empty() {
             return Err("no target given".to_string());
         }
-        let needs_ingester = modules
-            .iter()
-            .any(|module| matches!(module, Module::Distributor | Module::Querier));
-        if needs_ingester && !modules.contains(&Module::Ingester) {
+        if modules.contains(&Module::Distributor) && !modules.contains(&Module::Ingester) {
             return Err(
-                "distributor and querier currently reach the ingester in process: run them with the ingester (e.g. -target=all)"
+                "the distributor currently reaches the ingester in process: run it with the ingester (e.g. -target=all)"
                     .to_string(),
             );
         }
@@ -104,6 +102,7 @@ mod tests {
             .unwrap_err()
             .contains("unknown target"));
         assert!(Targets::parse("").is_err());
-        assert!(Targets::parse("querier").is_err());
+        assert!(Targets::parse("distributor").is_err());
+        assert!(Targets::parse("querier").unwrap().has(Module::Querier));
     }
 }
