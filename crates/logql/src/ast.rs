@@ -585,6 +585,9 @@ impl BinOp {
             BinOp::Add => left + right,
             BinOp::Sub => left - right,
             BinOp::Mul => left * right,
+            // Loki answers NaN for division and modulo by zero.
+            BinOp::Div if right == 0.0 => f64::NAN,
+            BinOp::Mod if right == 0.0 => f64::NAN,
             BinOp::Div => left / right,
             BinOp::Mod => left % right,
             BinOp::Pow => left.powf(right),

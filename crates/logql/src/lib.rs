@@ -14,15 +14,25 @@
 //! `err.to_string()` as the 400 body.
 
 mod ast;
+mod binop;
+mod engine;
 mod error;
 mod filter;
 mod ip;
+pub mod labelset;
 mod lexer;
 mod matcher;
 mod parser;
 mod pattern;
+pub mod pipeline;
+mod plan;
 mod print;
+mod range_agg;
+mod stages;
+mod template;
 mod units;
+mod value;
+mod vector_agg;
 
 #[cfg(test)]
 mod parser_tests;
@@ -32,14 +42,26 @@ pub use ast::{
     LabelFormat, LabelReplace, LogExpr, LogRange, LogfmtParser, NamedMatcher, RangeAggregation,
     RangeOp, Stage, Unwrap, UnwrapConversion, VectorAggregation, VectorMatching, VectorOp,
 };
+pub use engine::evaluate;
 pub use error::{ParseError, EMPTY_COMPATIBLE_SELECTOR, ONLY_LABEL_MATCHERS};
 pub use filter::{LineFilter, LineFilterAlt, LineFilterChain, LineFilterOp};
 pub use ip::IpPattern;
+pub use labelset::LabelSet;
 pub use matcher::{has_non_empty_matcher, MatchOp, Matcher};
 pub use parser::MAX_DEPTH;
 pub use pattern::{parse_pattern, PatternNode};
+pub use pipeline::{Pipeline, PipelineError, Processed, StreamPipeline};
+pub use plan::{default_step_ns, plan};
 pub use print::quote;
+pub use stages::{
+    ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_JSON, ERR_LABEL_FILTER, ERR_LOGFMT,
+    ERR_SAMPLE_EXTRACTION, ERR_TEMPLATE_FORMAT,
+};
 pub use units::{format_bytes, format_duration, format_float};
+pub use value::{
+    format_sample_value, DataRequest, Direction, EvalError, EvalErrorKind, EvalLimits, InputStream,
+    QueryKind, QueryParams, QueryValue, ResultStream, Sample, Series,
+};
 
 /// Parses and validates a LogQL query (log or metric).
 pub fn parse_expr(input: &str) -> Result<Expr, ParseError> {
