@@ -1,7 +1,11 @@
 //! `limits_config`: per-tenant limits, with Loki's keys and defaults. Only
 //! the limits Sluice enforces appear here.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::server::humantime_serde_compat;
 
 /// Limits applied to every tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +23,14 @@ pub struct LimitsConfig {
     pub max_line_size_truncate: bool,
     /// Largest `limit` a log query may ask for.
     pub max_entries_limit_per_query: u32,
+    /// Reject entries older than `reject_old_samples_max_age`.
+    pub reject_old_samples: bool,
+    /// Oldest entry accepted when `reject_old_samples` is on.
+    #[serde(with = "humantime_serde_compat")]
+    pub reject_old_samples_max_age: Duration,
+    /// How far in the future an entry may be.
+    #[serde(with = "humantime_serde_compat")]
+    pub creation_grace_period: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -30,6 +42,9 @@ impl Default for LimitsConfig {
             max_line_size: 0,
             max_line_size_truncate: false,
             max_entries_limit_per_query: 5000,
+            reject_old_samples: true,
+            reject_old_samples_max_age: Duration::from_secs(7 * 24 * 3600),
+            creation_grace_period: Duration::from_secs(10 * 60),
         }
     }
 }

@@ -65,7 +65,7 @@ impl Distributor {
     ) -> Result<(), PushError> {
         let tenant = TenantId::from_headers(headers, self.auth_enabled)?;
         let request = decode_push(headers, body, shape, self.config.max_recv_msg_size)?;
-        let validated = validate(request, &self.limits);
+        let validated = validate(request, &self.limits, sluice_common::time::now_nanos());
         if !validated.request.streams.is_empty() {
             self.forward(&tenant, validated.request).await?;
             self.metrics

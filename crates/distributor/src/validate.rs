@@ -18,9 +18,15 @@ pub(crate) struct Validated {
     pub(crate) last_error: Option<String>,
 }
 
-/// Validates every stream and entry of a push.
-pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig) -> Validated {
+/// Validates every stream and entry of a push against `now_ns`.
+pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig, now_ns: i64) -> Validated {
     let mut validated = Validated::default();
+    let nanos =
+        |duration: std::time::Duration| i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
+    let oldest = limits
+        .reject_old_samples
+        .then(|| now_ns.saturating_sub(nanos(limits.reject_old_samples_max_age)));
+    let newest = now_ns.saturating_add(nanos(limits.creation_grace_period));
     for stream in request.streams {
         let labels = match validate_labels(&stream.labels, limits) {
             Ok(labels) => labels,
@@ -32,6 +38,24 @@ pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig) -> Validated
         let labels_text = labels.to_string();
         let mut entries = stream.entries;
         entries.retain_mut(|entry| {
+            let timestamp = sluice_proto::timestamp_to_nanos(entry.timestamp.as_ref());
+            if let Some(oldest) = oldest.filter(|oldest| timestamp < *oldest) {
+                validated.last_error = Some(format!(
+                    "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    labels_text,
+                    format_rfc3339_seconds(timestamp),
+                    format_rfc3339_seconds(oldest)
+                ));
+                return false;
+            }
+            if timestamp > newest {
+                validated.last_error = Some(format!(
+                    "entry for stream '{}' has timestamp too new: {}",
+                    labels_text,
+                    format_rfc3339_seconds(timestamp)
+                ));
+                return false;
+            }
             if limits.max_line_size > 0 && entry.line.len() > limits.max_line_size {
                 if limits.max_line_size_truncate {
                     let mut cut = limits.max_line_size;
@@ -66,6 +90,13 @@ pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig) -> Validated
         });
     }
     validated
+}
+
+/// Formats a timestamp as Go's `time.RFC3339` (whole seconds), as Loki's
+/// messages do.
+fn format_rfc3339_seconds(nanos: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(nanos)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Parses and checks one stream's labels; the error text is Loki's.
@@ -132,7 +163,7 @@ mod tests {
                 stream("{}", &["z"]),
             ],
         };
-        let validated = validate(request, &LimitsConfig::default());
+        let validated = validate(request, &LimitsConfig::default(), 1);
         assert_eq!(validated.request.streams.len(), 1);
         assert_eq!(validated.request.streams[0].labels, "{a=\"1\", b=\"2\"}");
         assert_ne!(validated.request.streams[0].hash, 0);
@@ -176,6 +207,7 @@ mod tests {
                     streams: vec![stream(labels, &["x"])],
                 },
                 &limits,
+                1,
             );
             assert!(validated.request.streams.is_empty(), "{labels}");
             assert_eq!(validated.last_error.as_deref(), Some(message));
@@ -185,11 +217,44 @@ mod tests {
                 streams: vec![stream("{a=\"1\"}", &["ok", "toolong"])],
             },
             &limits,
+            1,
         );
         assert_eq!(validated.lines, 1);
         assert_eq!(
             validated.last_error.as_deref(),
             Some("Max entry size '3' bytes exceeded for stream '{a=\"1\"}' while adding an entry with length '7' bytes")
+        );
+    }
+
+    #[test]
+    fn too_old_and_too_new_use_loki_wording() {
+        let day = 24 * 3600 * 1_000_000_000_i64;
+        let now = 1_700_000_000_000_000_000;
+        let mut request = PushRequest {
+            streams: vec![stream("{job=\"t\"}", &["old"])],
+        };
+        request.streams[0].entries[0].timestamp =
+            Some(sluice_proto::timestamp_from_nanos(now - 8 * day));
+        let validated = validate(request.clone(), &LimitsConfig::default(), now);
+        assert!(validated.request.streams.is_empty());
+        assert_eq!(
+            validated.last_error.as_deref(),
+            Some("entry for stream '{job=\"t\"}' has timestamp too old: 2023-11-06T22:13:20Z, oldest acceptable timestamp is: 2023-11-07T22:13:20Z")
+        );
+        let lenient = LimitsConfig {
+            reject_old_samples: false,
+            ..LimitsConfig::default()
+        };
+        assert_eq!(validate(request, &lenient, now).lines, 1);
+        let mut request = PushRequest {
+            streams: vec![stream("{job=\"t\"}", &["future"])],
+        };
+        request.streams[0].entries[0].timestamp =
+            Some(sluice_proto::timestamp_from_nanos(now + day / 24));
+        let validated = validate(request, &LimitsConfig::default(), now);
+        assert_eq!(
+            validated.last_error.as_deref(),
+            Some("entry for stream '{job=\"t\"}' has timestamp too new: 2023-11-14T23:13:20Z")
         );
     }
 
@@ -205,6 +270,7 @@ mod tests {
                 streams: vec![stream("{a=\"1\"}", &["abcdef"])],
             },
             &limits,
+            1,
         );
         assert_eq!(validated.request.streams[0].entries[0].line, "abc");
         assert!(validated.last_error.is_none());

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -47,14 +47,28 @@ async fn services(State(state): State<OpsState>) -> Response {
     body.into_response()
 }
 
-async fn metrics(State(state): State<OpsState>) -> Response {
+/// Serves OpenMetrics when the scraper asks for it (Prometheus does), and
+/// the classic Prometheus text format otherwise, as Loki does.
+async fn metrics(State(state): State<OpsState>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
     match state.registry.encode() {
-        Ok(text) => (
+        Ok(text) if wants_openmetrics => (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             text,
+        )
+            .into_response(),
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            openmetrics_to_prometheus_text(&text),
         )
             .into_response(),
         Err(err) => (
@@ -63,6 +77,39 @@ async fn metrics(State(state): State<OpsState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Rewrites OpenMetrics text into the Prometheus 0.0.4 text format: counter
+/// families are named with their `_total` suffix in HELP/TYPE, and the
+/// OpenMetrics-only `# UNIT` and `# EOF` lines go.
+fn openmetrics_to_prometheus_text(text: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.insert(name.to_string());
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(line) => out.push_str(line.trim_end()),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `/config` (effective), `?mode=defaults`, `?mode=diff` (only what differs
@@ -135,6 +182,15 @@ async fn buildinfo() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_with_total() {
+        let openmetrics = "# HELP lines Lines.\n# TYPE lines counter\nlines_total{tenant=\"a\"} 3\n# HELP mem Memory.\n# TYPE mem gauge\n# UNIT mem bytes\nmem 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(openmetrics),
+            "# HELP lines_total Lines.\n# TYPE lines_total counter\nlines_total{tenant=\"a\"} 3\n# HELP mem Memory.\n# TYPE mem gauge\nmem 1\n"
+        );
+    }
 
     #[test]
     fn diff_keeps_only_changes() {
