@@ -204,7 +204,7 @@ impl Flusher {
                 {
                     let mut data = op.stream.data.lock();
                     if let Some(desc) = data.chunks.iter_mut().find(|desc| desc.id == op.chunk_id) {
-                        desc.state = FlushState::Uploaded(chunk_ref.clone());
+                        desc.state = FlushState::Uploaded(chunk_ref);
                     }
                 }
                 let mut pending = self.pending.lock();
@@ -213,7 +213,7 @@ impl Flusher {
                         .writers
                         .entry(key.clone())
                         .or_insert_with(|| IndexWriter::new(key.1.as_str(), key.0.number))
-                        .add(&op.stream.labels, chunk_ref.clone());
+                        .add(&op.stream.labels, chunk_ref);
                 }
                 pending.chunks.push(AwaitingIndex {
                     stream: op.stream,

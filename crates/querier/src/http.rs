@@ -13,7 +13,10 @@ use axum::Router;
 use sluice_common::{HttpError, TenantId};
 
 use crate::json::{write_labels, write_string, write_string_array};
-use crate::params::{Params, TimeRange};
+use sluice_common::time::format_unix_seconds;
+use sluice_logql::{Expr, QueryParams, QueryValue};
+
+use crate::params::{Direction, Params, TimeRange};
 use crate::querier::{Querier, ResultStream};
 
 pub(crate) fn router(querier: Arc<Querier>) -> Router {
@@ -30,6 +33,10 @@ pub(crate) fn router(querier: Arc<Querier>) -> Router {
             get(label_values).post(label_values),
         )
         .route("/loki/api/v1/series", get(series).post(series))
+        .route(
+            "/loki/api/v1/format_query",
+            get(format_query).post(format_query),
+        )
         .with_state(querier)
 }
 
@@ -126,11 +133,14 @@ async fn run_log_query(
     let started = Instant::now();
     let Call { tenant, params } = call(querier, method, headers, raw_query, body)?;
     let query = params.query()?;
+    let expr =
+        sluice_logql::parse_expr(query).map_err(|err| HttpError::bad_request(err.to_string()))?;
     let limit = params.limit(querier.limits.max_entries_limit_per_query)?;
     let direction = params.direction()?;
+    let is_log = matches!(expr, Expr::Log(_));
     let range = match kind {
         QueryKind::Range => params.range()?,
-        QueryKind::Instant => {
+        QueryKind::Instant if is_log => {
             let time = params.time()?;
             let look_back = i64::try_from(querier.config.engine.max_look_back_period.as_nanos())
                 .unwrap_or(i64::MAX);
@@ -139,11 +149,118 @@ async fn run_log_query(
                 end: time,
             }
         }
+        QueryKind::Instant => {
+            let time = params.time()?;
+            TimeRange {
+                start: time,
+                end: time,
+            }
+        }
     };
-    let streams = querier
-        .select_logs(&tenant, query, range, limit, direction)
-        .await?;
-    Ok(streams_body(&streams, started.elapsed().as_secs_f64()))
+    // Log queries whose pipeline is only line filters take the fast path:
+    // the limit is pushed down to every source.
+    if let Expr::Log(log) = &expr {
+        if log.has_only_line_filters() && params.interval()? == 0 {
+            let streams = querier
+                .select_logs(&tenant, query, range, limit, direction)
+                .await?;
+            return Ok(streams_body(&streams, started.elapsed().as_secs_f64()));
+        }
+    }
+    let engine_params = QueryParams {
+        start_ns: range.start,
+        end_ns: range.end,
+        step_ns: params.step()?,
+        interval_ns: params.interval()?,
+        limit,
+        direction: match direction {
+            Direction::Forward => sluice_logql::Direction::Forward,
+            Direction::Backward => sluice_logql::Direction::Backward,
+        },
+        kind: match kind {
+            QueryKind::Range => sluice_logql::QueryKind::Range,
+            QueryKind::Instant => sluice_logql::QueryKind::Instant,
+        },
+    };
+    let value = querier.evaluate(&tenant, expr, engine_params).await?;
+    let exec = started.elapsed().as_secs_f64();
+    Ok(match value {
+        QueryValue::Streams(streams) => {
+            let streams: Vec<ResultStream> = streams
+                .into_iter()
+                .map(|stream| ResultStream {
+                    labels: stream.labels.to_pairs(),
+                    entries: stream.entries,
+                })
+                .collect();
+            streams_body(&streams, exec)
+        }
+        other => metric_body(&other, exec),
+    })
+}
+
+fn stats_json(exec_seconds: f64, entries: usize) -> String {
+    format!(
+        "{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":0,\"totalEntriesReturned\":{entries},\"splits\":0,\"shards\":0}}}}"
+    )
+}
+
+fn write_sample(out: &mut String, ts_ns: i64, value: f64) {
+    let _ = write!(
+        out,
+        "[{},\"{}\"]",
+        format_unix_seconds(ts_ns),
+        sluice_logql::format_sample_value(value)
+    );
+}
+
+/// Matrix, vector and scalar bodies in Loki's shapes.
+fn metric_body(value: &QueryValue, exec_seconds: f64) -> String {
+    let mut out = String::from("{\"status\":\"success\",\"data\":{");
+    match value {
+        QueryValue::Matrix(series) => {
+            out.push_str("\"resultType\":\"matrix\",\"result\":[");
+            for (index, one) in series.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, one.labels.iter());
+                out.push_str(",\"values\":[");
+                for (point_index, (ts_ns, sample)) in one.points.iter().enumerate() {
+                    if point_index > 0 {
+                        out.push(',');
+                    }
+                    write_sample(&mut out, *ts_ns, *sample);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+        QueryValue::Vector(samples) => {
+            out.push_str("\"resultType\":\"vector\",\"result\":[");
+            for (index, sample) in samples.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(&mut out, sample.labels.iter());
+                out.push_str(",\"value\":");
+                write_sample(&mut out, sample.ts_ns, sample.value);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Scalar { ts_ns, value } => {
+            out.push_str("\"resultType\":\"scalar\",\"result\":");
+            write_sample(&mut out, *ts_ns, *value);
+        }
+        QueryValue::Streams(_) => {
+            out.push_str("\"resultType\":\"streams\",\"result\":[]");
+        }
+    }
+    let _ = write!(out, ",\"stats\":{}}}}}", stats_json(exec_seconds, 0));
+    out
 }
 
 /// `{"status":"success","data":{"resultType":"streams","result":[…],"stats":{…}}}`.
@@ -165,7 +282,7 @@ fn streams_body(streams: &[ResultStream], exec_seconds: f64) -> String {
             stream
                 .labels
                 .iter()
-                .map(|label| (label.name.as_str(), label.value.as_str())),
+                .map(|(name, value)| (name.as_str(), value.as_str())),
         );
         out.push_str(",\"values\":[");
         for (entry_index, (timestamp, line)) in stream.entries.iter().enumerate() {
@@ -178,10 +295,7 @@ fn streams_body(streams: &[ResultStream], exec_seconds: f64) -> String {
         }
         out.push_str("]}");
     }
-    let _ = write!(
-        out,
-        "],\"stats\":{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":0,\"totalEntriesReturned\":{entries},\"splits\":0,\"shards\":0}}}}}}}}"
-    );
+    let _ = write!(out, "],\"stats\":{}}}}}", stats_json(exec_seconds, entries));
     out
 }
 
@@ -194,6 +308,31 @@ fn labels_body(values: &[String]) -> String {
     write_string_array(&mut out, values.iter().map(String::as_str));
     out.push('}');
     out
+}
+
+/// Pretty-prints a query: `{"status":"success","data":"…"}`, or 400
+/// `{"status":"invalid-query","error":"…"}` (Loki 3.x's JSON form, which
+/// Grafana's "format query" button reads).
+async fn format_query(method: Method, RawQuery(raw_query): RawQuery, body: Bytes) -> Response {
+    let form = (method == Method::POST).then_some(body.as_ref());
+    let params = Params::parse(raw_query.as_deref(), form);
+    let query = params.get("query").unwrap_or_default();
+    match sluice_logql::format_query(query) {
+        Ok(formatted) => {
+            let mut out = String::from("{\"status\":\"success\",\"data\":");
+            write_string(&mut out, &formatted);
+            out.push('}');
+            json_response(out)
+        }
+        Err(err) => {
+            let mut out = String::from("{\"status\":\"invalid-query\",\"error\":");
+            write_string(&mut out, &err.to_string());
+            out.push('}');
+            let mut response = json_response(out);
+            *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            response
+        }
+    }
 }
 
 async fn label_names(
@@ -270,7 +409,7 @@ mod tests {
     #[test]
     fn streams_shape_is_lokis() {
         let streams = vec![ResultStream {
-            labels: sluice_chunk::Labels::from_pairs([("job", "app")]),
+            labels: vec![("job".to_string(), "app".to_string())],
             entries: vec![(1_795_493_806_679_483_410, "l <b>".to_string())],
         }];
         let body = streams_body(&streams, 0.5);
@@ -281,6 +420,41 @@ mod tests {
         assert_eq!(value["data"]["stats"]["summary"]["totalEntriesReturned"], 1);
         let empty: serde_json::Value = serde_json::from_str(&streams_body(&[], 0.0)).unwrap();
         assert_eq!(empty["data"]["result"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn metric_shapes_are_lokis() {
+        use sluice_logql::{LabelSet, Sample, Series};
+        let labels = LabelSet::new(vec![("env".to_string(), "dev".to_string())]);
+        let matrix = QueryValue::Matrix(vec![Series {
+            labels: labels.clone(),
+            points: vec![
+                (1_795_493_760_000_000_000, 0.05),
+                (1_795_489_219_500_000_000, 1.0),
+            ],
+        }]);
+        let body = metric_body(&matrix, 0.1);
+        assert!(body.starts_with(
+            "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"metric\":{\"env\":\"dev\"},\"values\":[[1795493760,\"0.05\"],[1795489219.5,\"1\"]]}],\"stats\":{"
+        ), "{body}");
+        let vector = QueryValue::Vector(vec![Sample {
+            labels: LabelSet::new(Vec::new()),
+            ts_ns: 1_795_493_825_206_000_000,
+            value: 2.0,
+        }]);
+        assert!(metric_body(&vector, 0.1).starts_with(
+            "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"value\":[1795493825.206,\"2\"]}]"
+        ));
+        let scalar = QueryValue::Scalar {
+            ts_ns: 1_795_493_825_206_000_000,
+            value: 2.0,
+        };
+        let body = metric_body(&scalar, 0.1);
+        assert!(body.starts_with(
+            "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1795493825.206,\"2\"]"
+        ), "{body}");
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(parsed["data"]["stats"].is_object());
     }
 
     #[test]

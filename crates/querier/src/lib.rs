@@ -4,6 +4,7 @@
 //! batches and answers in Loki's exact JSON shapes.
 
 mod config;
+mod evaluate;
 mod http;
 mod json;
 mod params;

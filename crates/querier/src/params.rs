@@ -144,6 +144,45 @@ impl Params {
         Ok(self.timestamp("time")?.unwrap_or_else(now_nanos))
     }
 
+    /// A duration given as float seconds or a Prometheus/Go duration
+    /// (`step`, `interval`), in ns; `None` when absent.
+    fn seconds_or_duration(&self, key: &str) -> Result<Option<i64>, HttpError> {
+        let Some(text) = self.get(key) else {
+            return Ok(None);
+        };
+        if let Ok(seconds) = text.parse::<f64>() {
+            if seconds.is_finite() {
+                return Ok(Some((seconds * 1e9).round() as i64));
+            }
+        }
+        parse_duration(text).map(Some).map_err(|_| {
+            HttpError::bad_request(format!("cannot parse \"{text}\" to a valid duration"))
+        })
+    }
+
+    /// `step` of a metric range query (0 when absent: the engine picks
+    /// Loki's default); must be positive.
+    pub(crate) fn step(&self) -> Result<i64, HttpError> {
+        match self.seconds_or_duration("step")? {
+            None => Ok(0),
+            Some(step) if step <= 0 => Err(HttpError::bad_request(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            )),
+            Some(step) => Ok(step),
+        }
+    }
+
+    /// `interval` of a log range query (0 when absent).
+    pub(crate) fn interval(&self) -> Result<i64, HttpError> {
+        match self.seconds_or_duration("interval")? {
+            None => Ok(0),
+            Some(interval) if interval < 0 => {
+                Err(HttpError::bad_request("interval must be a positive value"))
+            }
+            Some(interval) => Ok(interval),
+        }
+    }
+
     /// `match[]` (or `match`) selectors of a series request.
     pub(crate) fn matches(&self) -> Vec<String> {
         self.all("match[]")
@@ -208,6 +247,28 @@ mod tests {
         );
         assert_eq!(params.matches(), vec!["{a=\"1\"}", "{b=\"2\"}"]);
         assert_eq!(params.direction().unwrap(), Direction::Forward);
+    }
+
+    #[test]
+    fn step_forms() {
+        assert_eq!(
+            Params::parse(Some("step=15"), None).step().unwrap(),
+            15_000_000_000
+        );
+        assert_eq!(
+            Params::parse(Some("step=0.5"), None).step().unwrap(),
+            500_000_000
+        );
+        assert_eq!(
+            Params::parse(Some("step=1m"), None).step().unwrap(),
+            60_000_000_000
+        );
+        assert_eq!(Params::parse(None, None).step().unwrap(), 0);
+        assert_eq!(
+            Params::parse(Some("step=0"), None).step().unwrap_err().message,
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+        );
+        assert!(Params::parse(Some("step=abc"), None).step().is_err());
     }
 
     #[test]

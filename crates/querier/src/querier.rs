@@ -30,7 +30,9 @@ pub struct Querier {
 /// One result stream: its labels and entries in the query's direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResultStream {
-    pub(crate) labels: sluice_chunk::Labels,
+    /// Label pairs sorted by name (pipelines may produce empty values,
+    /// which Loki shows).
+    pub(crate) labels: Vec<(String, String)>,
     pub(crate) entries: Vec<(i64, String)>,
 }
 
@@ -61,7 +63,7 @@ impl Querier {
     }
 
     /// Returns the part of `range` the ingesters are asked about, if any.
-    fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
+    pub(crate) fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
         self.ingester.as_ref()?;
         let within =
             i64::try_from(self.config.query_ingesters_within.as_nanos()).unwrap_or(i64::MAX);
@@ -81,7 +83,18 @@ impl Querier {
         crate::http::router(Arc::clone(self))
     }
 
-    fn request<T>(tenant: &TenantId, message: T) -> Result<tonic::Request<T>, HttpError> {
+    pub(crate) fn ingester_client(&self) -> Option<&QuerierClient<GrpcChannel>> {
+        self.ingester.as_ref()
+    }
+
+    pub(crate) fn index(&self) -> Option<&Arc<IndexCache>> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn request<T>(
+        tenant: &TenantId,
+        message: T,
+    ) -> Result<tonic::Request<T>, HttpError> {
         let mut request = tonic::Request::new(message);
         let value = tenant
             .as_str()
@@ -168,12 +181,14 @@ impl Querier {
             let found = crate::store::select_logs(
                 index,
                 tenant,
-                &log.matchers,
-                Arc::new(log.line_filters()),
-                range.start,
-                range.end,
-                limit as usize,
-                chunk_direction,
+                crate::store::Selection {
+                    matchers: &log.matchers,
+                    filters: Arc::new(log.line_filters()),
+                    from: range.start,
+                    through: range.end,
+                    limit: limit as usize,
+                    direction: chunk_direction,
+                },
             )
             .boxed()
             .await?;
@@ -197,7 +212,13 @@ impl Querier {
                 Direction::Backward => entries.sort_by_key(|(timestamp, _)| Reverse(*timestamp)),
             }
             dedupe_sorted(&mut entries);
-            streams.push(ResultStream { labels, entries });
+            streams.push(ResultStream {
+                labels: labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect(),
+                entries,
+            });
         }
         apply_limit(&mut streams, limit as usize, direction);
         streams.retain(|stream| !stream.entries.is_empty());
@@ -324,7 +345,7 @@ impl Querier {
 /// Drops entries repeated exactly (same timestamp and line): the same data
 /// can come from an ingester (flushed chunks kept for the retain period)
 /// and the store, or from several replicas. `entries` is sorted by time.
-fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
+pub(crate) fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
     let mut kept: Vec<(i64, String)> = Vec::with_capacity(entries.len());
     let mut run_start = 0;
     for entry in entries.drain(..) {
@@ -381,7 +402,7 @@ mod tests {
 
     fn stream(name: &str, timestamps: &[i64]) -> ResultStream {
         ResultStream {
-            labels: sluice_chunk::Labels::from_pairs([("job", name)]),
+            labels: vec![("job".to_string(), name.to_string())],
             entries: timestamps
                 .iter()
                 .map(|ts| (*ts, format!("{name}{ts}")))

@@ -45,23 +45,37 @@ pub(crate) async fn series(
     Ok(select_series(&readers, &label_matchers, from, through))
 }
 
+/// What to read from the store.
+pub(crate) struct Selection<'a> {
+    pub(crate) matchers: &'a [Matcher],
+    pub(crate) filters: Arc<LineFilterChain>,
+    pub(crate) from: i64,
+    pub(crate) through: i64,
+    /// Most entries kept per chunk (the caller applies the real limit).
+    pub(crate) limit: usize,
+    pub(crate) direction: Direction,
+}
+
 /// Reads up to `limit` entries per stream in `[from, through)` that pass the
 /// line filters, in the query's direction.
 pub(crate) async fn select_logs(
     index: &Arc<IndexCache>,
     tenant: &TenantId,
-    matchers: &[Matcher],
-    filters: Arc<LineFilterChain>,
-    from: i64,
-    through: i64,
-    limit: usize,
-    direction: Direction,
+    selection: Selection<'_>,
 ) -> Result<Vec<(Labels, Vec<(i64, String)>)>, HttpError> {
+    let Selection {
+        matchers,
+        filters,
+        from,
+        through,
+        limit,
+        direction,
+    } = selection;
     let found = series(index, tenant, matchers, from, through).await?;
     let mut jobs = Vec::new();
     for (series_index, series) in found.iter().enumerate() {
         for chunk in &series.chunks {
-            jobs.push((series_index, chunk.clone()));
+            jobs.push((series_index, *chunk));
         }
     }
     let results: Vec<(usize, Vec<(i64, String)>)> = futures::stream::iter(jobs)
