@@ -12,6 +12,8 @@ mod error;
 mod flush;
 mod http;
 mod ingester;
+#[cfg(test)]
+mod ingester_tests;
 mod instance;
 mod metrics;
 mod query;
