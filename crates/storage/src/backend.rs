@@ -224,6 +224,7 @@ fn s3(config: &AwsConfig) -> Result<ObjectStorage, StorageError> {
         builder = builder.with_region(region);
     }
     let mut endpoint = pick(&config.endpoint, &from_url.endpoint);
+    let mut path_style = config.s3forcepathstyle;
     if !endpoint.is_empty() {
         if !endpoint.contains("://") {
             let scheme = if config.insecure { "http" } else { "https" };
@@ -232,6 +233,12 @@ fn s3(config: &AwsConfig) -> Result<ObjectStorage, StorageError> {
             // An endpoint taken from the s3:// URL defaults to https;
             // `insecure` asks for plain HTTP.
             endpoint = endpoint.replacen("https://", "http://", 1);
+        }
+        // Like the AWS SDKs: an endpoint that is an IP address, localhost or
+        // has an explicit port cannot take the bucket as a subdomain.
+        path_style = path_style || needs_path_style(&endpoint);
+        if !path_style {
+            endpoint = bucket_in_host(&endpoint, &bucket)?;
         }
         builder = builder.with_endpoint(endpoint.clone());
     }
@@ -249,7 +256,7 @@ fn s3(config: &AwsConfig) -> Result<ObjectStorage, StorageError> {
     if !config.session_token.is_empty() {
         builder = builder.with_token(&config.session_token);
     }
-    builder = builder.with_virtual_hosted_style_request(!config.s3forcepathstyle);
+    builder = builder.with_virtual_hosted_style_request(!path_style);
     let store = builder
         .build()
         .map_err(|err| StorageError::Config(format!("storage_config.aws: {err}")))?;
@@ -263,6 +270,32 @@ fn s3(config: &AwsConfig) -> Result<ObjectStorage, StorageError> {
         ))
     };
     Ok(ObjectStorage::new(store, description))
+}
+
+/// Returns whether an endpoint must be addressed path-style.
+fn needs_path_style(endpoint: &str) -> bool {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return true;
+    };
+    let ip_host = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+    ip_host || url.host_str() == Some("localhost") || url.port().is_some()
+}
+
+/// Returns the endpoint with the bucket as a subdomain, as object_store's
+/// virtual-hosted mode expects (`https://bucket.s3.example.com`).
+fn bucket_in_host(endpoint: &str, bucket: &str) -> Result<String, StorageError> {
+    let mut url = url::Url::parse(endpoint).map_err(|err| {
+        StorageError::Config(format!("storage_config.aws.endpoint: {endpoint:?}: {err}"))
+    })?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    if host.starts_with(&format!("{bucket}.")) {
+        return Ok(endpoint.trim_end_matches('/').to_string());
+    }
+    url.set_host(Some(&format!("{bucket}.{host}")))
+        .map_err(|err| {
+            StorageError::Config(format!("storage_config.aws.endpoint: {endpoint:?}: {err}"))
+        })?;
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 #[cfg(feature = "gcs")]
@@ -354,6 +387,22 @@ mod tests {
         assert_eq!(minio.endpoint, "https://minio.local:9000");
         assert_eq!(minio.bucket, "chunks");
         assert!(parse_s3_url("http://bucket").is_err());
+    }
+
+    #[test]
+    fn endpoint_addressing() {
+        assert!(needs_path_style("http://127.0.0.1:9000"));
+        assert!(needs_path_style("http://localhost"));
+        assert!(needs_path_style("http://minio:9000"));
+        assert!(!needs_path_style("https://s3.eu-central-1.example.com"));
+        assert_eq!(
+            bucket_in_host("https://s3.example.com", "logs").unwrap(),
+            "https://logs.s3.example.com"
+        );
+        assert_eq!(
+            bucket_in_host("https://logs.s3.example.com/", "logs").unwrap(),
+            "https://logs.s3.example.com"
+        );
     }
 
     #[tokio::test]
