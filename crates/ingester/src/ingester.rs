@@ -60,6 +60,57 @@ impl std::fmt::Debug for Ingester {
     }
 }
 
+/// Opens the WAL. A checkpoint that is corrupt while the segments it
+/// covered are gone cannot be replayed; rather than refuse to start (and
+/// crash-loop under a supervisor), it is renamed `*.corrupt` for
+/// inspection, reported, and the WAL reopened with what remains, as Loki
+/// keeps running on WAL corruption.
+async fn open_wal(
+    config: sluice_wal::WalConfig,
+    metrics: &IngesterMetrics,
+) -> Result<(Wal, sluice_wal::Replay), IngesterError> {
+    let dir = config.dir.display().to_string();
+    for _ in 0..3 {
+        let attempt = config.clone();
+        let opened = tokio::task::spawn_blocking(move || Wal::open(attempt))
+            .await
+            .map_err(|err| IngesterError::Startup(format!("opening WAL: {err}")))?;
+        match opened {
+            Ok(opened) => return Ok(opened),
+            Err(sluice_wal::WalError::CheckpointUnrecoverable {
+                checkpoint,
+                missing_segments,
+                ..
+            }) => {
+                metrics.wal_replay_corruptions.inc();
+                let mut aside_name = checkpoint.file_name().unwrap_or_default().to_os_string();
+                aside_name.push(".corrupt");
+                let aside = checkpoint.with_file_name(aside_name);
+                tracing::error!(
+                    checkpoint = %checkpoint.display(),
+                    moved_to = %aside.display(),
+                    ?missing_segments,
+                    "WAL checkpoint is corrupt and the segments it covered are gone; data only it held is lost (flushed chunks are safe in storage)"
+                );
+                std::fs::rename(&checkpoint, &aside).map_err(|err| {
+                    IngesterError::Startup(format!(
+                        "moving corrupt WAL checkpoint {} aside: {err}",
+                        checkpoint.display()
+                    ))
+                })?;
+            }
+            Err(err) => {
+                return Err(IngesterError::Startup(format!(
+                    "opening WAL in {dir}: {err}"
+                )))
+            }
+        }
+    }
+    Err(IngesterError::Startup(format!(
+        "opening WAL in {dir}: checkpoints keep failing"
+    )))
+}
+
 impl Ingester {
     /// Creates an ingester, registers its metrics, opens the WAL and
     /// replays it (checkpoint, then segments) before returning, so the
@@ -92,14 +143,7 @@ impl Ingester {
                 },
                 ..sluice_wal::WalConfig::default()
             };
-            let dir = deps.wal_dir.display().to_string();
-            let (wal, replay) =
-                tokio::task::spawn_blocking(move || sluice_wal::Wal::open(wal_config))
-                    .await
-                    .map_err(|err| IngesterError::Startup(format!("opening WAL: {err}")))?
-                    .map_err(|err| {
-                        IngesterError::Startup(format!("opening WAL in {dir}: {err}"))
-                    })?;
+            let (wal, replay) = open_wal(wal_config, &ingester.metrics).await?;
             let ingester_ref = &ingester;
             ingester_ref.replay(replay).await?;
             ingester.wal = Some(wal);
@@ -174,6 +218,17 @@ impl Ingester {
         if let Some(tail) = &stats.corrupt_tail {
             self.metrics.wal_replay_corruptions.inc();
             tracing::warn!(?tail, "WAL had a corrupt tail; replayed the valid prefix");
+        }
+        for segment in &stats.corrupt_segments {
+            self.metrics.wal_replay_corruptions.inc();
+            tracing::error!(?segment, "WAL segment corrupt; skipped the rest of it");
+        }
+        for checkpoint in &stats.corrupt_checkpoints {
+            self.metrics.wal_replay_corruptions.inc();
+            tracing::error!(
+                ?checkpoint,
+                "WAL checkpoint corrupt; replayed from segments instead"
+            );
         }
         if bad_records > 0 {
             self.metrics.wal_replay_corruptions.inc();
