@@ -137,10 +137,10 @@ impl std::fmt::Display for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        // Go's http.Error always appends a newline, even to a message that
+        // ends with one (LogQL pipeline errors do); clients see Loki's bytes.
         let mut body = self.message;
-        if !body.ends_with('\n') {
-            body.push('\n');
-        }
+        body.push('\n');
         (
             self.code.http_status(),
             [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -457,6 +457,31 @@ mod tests {
         assert!(parsed["data"]["stats"].is_object());
     }
 
+    #[tokio::test]
+    async fn errors_end_with_one_more_newline_like_go() {
+        for (message, body) in [
+            (
+                "limit must be a positive value",
+                "limit must be a positive value\n",
+            ),
+            (
+                "pipeline error: 'X'.\nhint )\n",
+                "pipeline error: 'X'.\nhint )\n\n",
+            ),
+        ] {
+            let response = respond(Err(HttpError::bad_request(message)));
+            assert_eq!(response.status(), axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/plain; charset=utf-8"
+            );
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(std::str::from_utf8(&bytes).unwrap(), body);
+        }
+    }
+
     #[test]
     fn labels_shape_omits_empty_data() {
         assert_eq!(labels_body(&[]), "{\"status\":\"success\"}");
