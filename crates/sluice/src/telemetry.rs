@@ -11,14 +11,20 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global logger: logfmt (Loki's default) or JSON, filtered by
+/// Installs the global logger on stderr (as Loki logs): logfmt (its default) or JSON, filtered by
 /// level (`RUST_LOG` may refine it).
 pub(crate) fn init_logging(level: LogLevel, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).try_init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
