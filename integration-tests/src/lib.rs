@@ -10,6 +10,11 @@
 //! - [`SluiceProcess::start`]: spawn a server on free loopback ports with its own
 //!   temp dir and config, wait for `/ready`; [`SluiceProcess::spawn`] spawns
 //!   without waiting (for startup-failure tests).
+//! - [`SluiceProcess::restart`] / [`SluiceProcess::respawn`]: start the same
+//!   process again on the same ports, config and data dir (crash/restart
+//!   tests); [`SluiceOptions::target`] for `-target=querier` etc.
+//! - [`durable`]: data sets, exact-once read-back checks, metric polling, WAL
+//!   and chunk-store file helpers; [`s3`]: an in-process S3 server.
 //! - HTTP helpers on [`SluiceProcess`] returning [`Resp`] (status + body).
 //! - [`Stream`] / [`proto_push_body`] / [`json_stream`] to build push bodies.
 //! - [`parse_streams`] to validate and read a `streams` query result.
@@ -28,6 +33,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use serde_json::{json, Value};
+
+pub mod durable;
+pub mod s3;
 
 /// One second in nanoseconds.
 pub const SEC: i64 = 1_000_000_000;
@@ -154,6 +162,8 @@ pub struct SluiceOptions {
     pub expect_http_port: Option<u16>,
     /// Same as `expect_http_port` for gRPC.
     pub expect_grpc_port: Option<u16>,
+    /// `-target=` value (default `all`).
+    pub target: Option<String>,
 }
 
 impl SluiceOptions {
@@ -196,6 +206,11 @@ impl SluiceOptions {
         self.expect_grpc_port = Some(port);
         self
     }
+    /// Run these modules (`-target=<target>`) instead of `all`.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
 }
 
 /// The YAML config the harness writes by default.
@@ -216,6 +231,8 @@ pub struct SluiceProcess {
     http_port: u16,
     grpc_port: u16,
     client: reqwest::blocking::Client,
+    opts: SluiceOptions,
+    starts: u32,
     // Declared last so it is removed after the process is gone.
     dir: tempfile::TempDir,
 }
@@ -256,7 +273,6 @@ impl SluiceProcess {
 
     /// Spawn without waiting for readiness.
     pub fn spawn(opts: SluiceOptions) -> Self {
-        let bin = sluice_bin();
         let dir = tempfile::Builder::new()
             .prefix("sluice-it-")
             .tempdir()
@@ -280,37 +296,52 @@ impl SluiceProcess {
         File::create(&config_path)
             .and_then(|mut f| f.write_all(yaml.as_bytes()))
             .expect("write config");
-        let stdout = File::create(dir.path().join("stdout.log")).expect("stdout file");
-        let stderr = File::create(dir.path().join("stderr.log")).expect("stderr file");
-
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("-config.file={}", config_path.display()))
-            .arg("-target=all")
-            .args(&opts.extra_args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SLUICE_") {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env("RUST_BACKTRACE", "1");
-        for (k, v) in &opts.extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let child = spawn_child(dir.path(), &opts, false);
         SluiceProcess {
             child,
             exit: None,
             http_port: opts.expect_http_port.unwrap_or(http_port),
             grpc_port: opts.expect_grpc_port.unwrap_or(grpc_port),
             client: http_client(),
+            opts,
+            starts: 1,
             dir,
         }
+    }
+
+    /// Start the process again after it exited (or SIGKILL it first): same
+    /// binary, config file, ports, directory and `path_prefix`, so on-disk
+    /// state (WAL, chunks, index) is reused. stdout/stderr are appended to,
+    /// after a `--- restart ---` line. Does not wait for readiness.
+    pub fn respawn(&mut self) {
+        self.kill();
+        self.starts += 1;
+        self.child = spawn_child(self.dir.path(), &self.opts, true);
+        self.exit = None;
+    }
+
+    /// [`SluiceProcess::respawn`], then wait (≤ [`READY_TIMEOUT`]) for
+    /// `/ready`; panics with the captured stderr if it does not come.
+    pub fn restart(&mut self) {
+        self.respawn();
+        if let Err(e) = self.wait_ready(READY_TIMEOUT) {
+            let stderr = self.stderr_text();
+            self.kill();
+            panic!(
+                "sluice did not become ready after restart: {e}\n--- stderr ---\n{}",
+                tail(&stderr, 8000)
+            );
+        }
+    }
+
+    /// How many times this process was started (1 + restarts).
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The default `common.path_prefix` (`<dir>/data`) of the generated YAML.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// Poll `GET /ready` until it answers 200 with body `ready`, the process
@@ -585,6 +616,55 @@ impl SluiceProcess {
         );
         parse_streams(&r.ok_json())
     }
+}
+
+/// Spawn the binary with `<dir>/config.yaml`, logging to `<dir>/stdout.log`
+/// and `<dir>/stderr.log` (appended to when `append`).
+fn spawn_child(dir: &Path, opts: &SluiceOptions, append: bool) -> Child {
+    let bin = sluice_bin();
+    let open_log = |name: &str| {
+        let path = dir.join(name);
+        let mut f = if append {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        } else {
+            File::create(&path)
+        }
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        if append {
+            let _ = writeln!(f, "--- restart ---");
+        }
+        f
+    };
+    let stdout = open_log("stdout.log");
+    let stderr = open_log("stderr.log");
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!(
+        "-config.file={}",
+        dir.join("config.yaml").display()
+    ))
+    .arg(format!(
+        "-target={}",
+        opts.target.as_deref().unwrap_or("all")
+    ))
+    .args(&opts.extra_args)
+    .current_dir(dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::from(stdout))
+    .stderr(Stdio::from(stderr));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SLUICE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "1");
+    for (k, v) in &opts.extra_env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()))
 }
 
 impl Drop for SluiceProcess {
