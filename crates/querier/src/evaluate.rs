@@ -3,19 +3,14 @@
 //! the querier fetches it from ingesters and the store (line filters pushed
 //! down), and the engine evaluates off the async runtime.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use sluice_common::{ErrorCode, HttpError, TenantId};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
     QueryValue, Stage,
 };
-use sluice_proto::logproto::{self, QueryRequest};
-use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 
-use crate::params::TimeRange;
+use crate::params::{Direction, TimeRange};
 use crate::querier::{dedupe_sorted, Querier};
 
 /// Returns the part of a pipeline that can run on raw lines before
@@ -53,61 +48,10 @@ impl Querier {
             start: request.from_ns,
             end: request.through_ns,
         };
-        let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        if let (Some(client), Some(ingester_range)) =
-            (self.ingester_client(), self.ingester_range(range))
-        {
-            let grpc_request = Self::request(
-                tenant,
-                QueryRequest {
-                    selector: selection.to_string(),
-                    limit: 0,
-                    start: Some(timestamp_from_nanos(ingester_range.start)),
-                    end: Some(timestamp_from_nanos(ingester_range.end)),
-                    direction: logproto::Direction::Forward as i32,
-                    shards: Vec::new(),
-                },
-            )?;
-            let mut client = client.clone();
-            let mut batches = client
-                .query(grpc_request)
-                .boxed()
-                .await
-                .map_err(|status| HttpError::from_status(&status))?
-                .into_inner();
-            while let Some(batch) = batches.next().boxed().await {
-                let batch = batch.map_err(|status| HttpError::from_status(&status))?;
-                for stream in batch.streams {
-                    by_labels.entry(stream.labels).or_default().extend(
-                        stream.entries.into_iter().map(|entry| {
-                            (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)
-                        }),
-                    );
-                }
-            }
-        }
-        if let Some(index) = self.index() {
-            let found = crate::store::select_logs(
-                index,
-                tenant,
-                crate::store::Selection {
-                    matchers: &selection.matchers,
-                    filters: Arc::new(selection.line_filters()),
-                    from: range.start,
-                    through: range.end,
-                    limit: usize::MAX,
-                    direction: sluice_chunk::Direction::Forward,
-                },
-            )
+        let by_labels = self
+            .collect(tenant, &selection, range, 0, Direction::Forward)
             .boxed()
             .await?;
-            for (labels, entries) in found {
-                by_labels
-                    .entry(labels.to_string())
-                    .or_default()
-                    .extend(entries);
-            }
-        }
         let mut streams = Vec::with_capacity(by_labels.len());
         for (labels_text, mut entries) in by_labels {
             let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {

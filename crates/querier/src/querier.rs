@@ -63,7 +63,7 @@ impl Querier {
     }
 
     /// Returns the part of `range` the ingesters are asked about, if any.
-    pub(crate) fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
+    fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
         self.ingester.as_ref()?;
         let within =
             i64::try_from(self.config.query_ingesters_within.as_nanos()).unwrap_or(i64::MAX);
@@ -81,14 +81,6 @@ impl Querier {
     /// Returns the HTTP routes of the query API.
     pub fn router(self: &Arc<Querier>) -> axum::Router {
         crate::http::router(Arc::clone(self))
-    }
-
-    pub(crate) fn ingester_client(&self) -> Option<&QuerierClient<GrpcChannel>> {
-        self.ingester.as_ref()
-    }
-
-    pub(crate) fn index(&self) -> Option<&Arc<IndexCache>> {
-        self.store.as_ref()
     }
 
     pub(crate) fn request<T>(
@@ -138,67 +130,10 @@ impl Querier {
         direction: Direction,
     ) -> Result<Vec<ResultStream>, HttpError> {
         let log = Self::parse_log_query(query)?;
-        let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
-            let request = Self::request(
-                tenant,
-                QueryRequest {
-                    selector: query.to_string(),
-                    limit,
-                    start: Some(timestamp_from_nanos(ingester_range.start)),
-                    end: Some(timestamp_from_nanos(ingester_range.end)),
-                    direction: match direction {
-                        Direction::Forward => logproto::Direction::Forward,
-                        Direction::Backward => logproto::Direction::Backward,
-                    } as i32,
-                    shards: Vec::new(),
-                },
-            )?;
-            let mut client = client.clone();
-            let mut batches = client
-                .query(request)
-                .boxed()
-                .await
-                .map_err(|status| HttpError::from_status(&status))?
-                .into_inner();
-            while let Some(batch) = batches.next().boxed().await {
-                let batch = batch.map_err(|status| HttpError::from_status(&status))?;
-                for stream in batch.streams {
-                    let entries = by_labels.entry(stream.labels).or_default();
-                    entries.extend(
-                        stream.entries.into_iter().map(|entry| {
-                            (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)
-                        }),
-                    );
-                }
-            }
-        }
-        if let Some(index) = &self.store {
-            let chunk_direction = match direction {
-                Direction::Forward => sluice_chunk::Direction::Forward,
-                Direction::Backward => sluice_chunk::Direction::Backward,
-            };
-            let found = crate::store::select_logs(
-                index,
-                tenant,
-                crate::store::Selection {
-                    matchers: &log.matchers,
-                    filters: Arc::new(log.line_filters()),
-                    from: range.start,
-                    through: range.end,
-                    limit: limit as usize,
-                    direction: chunk_direction,
-                },
-            )
+        let by_labels = self
+            .collect(tenant, &log, range, limit, direction)
             .boxed()
             .await?;
-            for (labels, entries) in found {
-                by_labels
-                    .entry(labels.to_string())
-                    .or_default()
-                    .extend(entries);
-            }
-        }
         let mut streams = Vec::with_capacity(by_labels.len());
         for (labels_text, mut entries) in by_labels {
             let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
@@ -224,6 +159,85 @@ impl Querier {
         streams.retain(|stream| !stream.entries.is_empty());
         streams.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(streams)
+    }
+
+    /// Reads the entries of `log` (its matchers and line filters; the
+    /// rest of the pipeline is the caller's) in `range` from the ingesters
+    /// (their recent window) and the store, by canonical stream labels. At
+    /// most `limit` entries per stream and source (0: all), each source in
+    /// `direction` order; callers merge, sort and dedupe.
+    pub(crate) async fn collect(
+        &self,
+        tenant: &TenantId,
+        log: &LogExpr,
+        range: TimeRange,
+        limit: u32,
+        direction: Direction,
+    ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
+        let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
+            let request = Self::request(
+                tenant,
+                QueryRequest {
+                    selector: log.to_string(),
+                    limit,
+                    start: Some(timestamp_from_nanos(ingester_range.start)),
+                    end: Some(timestamp_from_nanos(ingester_range.end)),
+                    direction: match direction {
+                        Direction::Forward => logproto::Direction::Forward,
+                        Direction::Backward => logproto::Direction::Backward,
+                    } as i32,
+                    shards: Vec::new(),
+                },
+            )?;
+            let mut client = client.clone();
+            let mut batches = client
+                .query(request)
+                .boxed()
+                .await
+                .map_err(|status| HttpError::from_status(&status))?
+                .into_inner();
+            while let Some(batch) = batches.next().boxed().await {
+                let batch = batch.map_err(|status| HttpError::from_status(&status))?;
+                for stream in batch.streams {
+                    by_labels.entry(stream.labels).or_default().extend(
+                        stream.entries.into_iter().map(|entry| {
+                            (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)
+                        }),
+                    );
+                }
+            }
+        }
+        if let Some(index) = &self.store {
+            let found = crate::store::select_logs(
+                index,
+                tenant,
+                crate::store::Selection {
+                    matchers: &log.matchers,
+                    filters: Arc::new(log.line_filters()),
+                    from: range.start,
+                    through: range.end,
+                    limit: if limit == 0 {
+                        usize::MAX
+                    } else {
+                        limit as usize
+                    },
+                    direction: match direction {
+                        Direction::Forward => sluice_chunk::Direction::Forward,
+                        Direction::Backward => sluice_chunk::Direction::Backward,
+                    },
+                },
+            )
+            .boxed()
+            .await?;
+            for (labels, entries) in found {
+                by_labels
+                    .entry(labels.to_string())
+                    .or_default()
+                    .extend(entries);
+            }
+        }
+        Ok(by_labels)
     }
 
     /// Label names (no `name`) or the values of `name`, sorted.
