@@ -409,3 +409,59 @@ mod tests {
         assert!(matches!(err, PushError::TooLarge { .. }));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn headers_for(kind: u8) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let (content_type, encoding) = match kind % 6 {
+            0 => ("application/x-protobuf", None),
+            1 => ("application/json", None),
+            2 => ("application/json", Some("gzip")),
+            3 => ("application/x-protobuf", Some("deflate")),
+            4 => ("application/x-protobuf", Some("snappy")),
+            _ => ("text/plain", Some("gzip")),
+        };
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            content_type.parse().expect("static"),
+        );
+        if let Some(encoding) = encoding {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                encoding.parse().expect("static"),
+            );
+        }
+        headers
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Arbitrary bytes under every content type and encoding give a
+        /// result or an error, never a panic, and never more than the limit.
+        #[test]
+        fn arbitrary_bodies_never_panic(kind in any::<u8>(), legacy in any::<bool>(), body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let shape = if legacy { JsonShape::Legacy } else { JsonShape::V1 };
+            let _ = decode_push(&headers_for(kind), &body, shape, 64 * 1024);
+        }
+
+        /// Valid snappy framing around arbitrary payloads reaches the
+        /// protobuf decoder, which must not panic either.
+        #[test]
+        fn snappy_wrapped_garbage_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let body = snap::raw::Encoder::new().compress_vec(&payload).expect("snappy encodes");
+            let _ = decode_push(&headers_for(0), &body, JsonShape::V1, 64 * 1024);
+        }
+
+        /// Arbitrary JSON text shaped like a push never panics.
+        #[test]
+        fn jsonish_text_never_panics(text in r#"\{"streams":\[\{"stream":\{("[a-z]{0,3}":"[^"]{0,5}",?){0,3}\},"values":\[(\["[0-9-]{0,25}","[^"]{0,8}"(,\{\})?\],?){0,3}\]\}\]\}"#) {
+            let _ = decode_push(&headers_for(1), text.as_bytes(), JsonShape::V1, 64 * 1024);
+        }
+    }
+}
