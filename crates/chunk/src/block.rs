@@ -47,10 +47,11 @@ pub(crate) struct Block {
 
 impl Block {
     /// Serialises `entries` (already sorted by timestamp) whose lines live in
-    /// `text`, and compresses them with `codec`. `scratch` is reused between
-    /// calls to avoid reallocating the uncompressed buffer.
+    /// `text`, and compresses them with `codec` (zstd at `zstd_level`). `scratch`
+    /// is reused between calls to avoid reallocating the uncompressed buffer.
     pub(crate) fn build(
         codec: Codec,
+        zstd_level: i32,
         text: &str,
         entries: &[EntryRef],
         scratch: &mut Vec<u8>,
@@ -71,7 +72,7 @@ impl Block {
             max_ts = max_ts.max(entry.ts);
         }
         let mut compressed = Vec::with_capacity(scratch.len() / 4 + 64);
-        codec.compress(scratch, &mut compressed);
+        codec.compress_with_level(scratch, zstd_level, &mut compressed);
         let meta = BlockMeta {
             entries: entries.len(),
             min_ts,
@@ -196,7 +197,7 @@ mod tests {
     fn layout_is_varint_ts_len_line() {
         let lines = [(-1i64, "a"), (300, "bc")];
         let text = "abc";
-        let block = Block::build(Codec::None, text, &refs(text, &lines), &mut Vec::new());
+        let block = Block::build(Codec::None, 3, text, &refs(text, &lines), &mut Vec::new());
         assert_eq!(
             &*block.data,
             [0x01, 0x01, b'a', 0xd8, 0x04, 0x02, b'b', b'c']
@@ -214,7 +215,7 @@ mod tests {
     fn rejects_inconsistent_blocks() {
         let text = "abc";
         let lines = [(1i64, "a"), (2, "bc")];
-        let block = Block::build(Codec::None, text, &refs(text, &lines), &mut Vec::new());
+        let block = Block::build(Codec::None, 3, text, &refs(text, &lines), &mut Vec::new());
         let mut wrong_count = block.meta;
         wrong_count.entries = 3;
         assert!(decode_block(Codec::None, &block.data, &wrong_count).is_err());

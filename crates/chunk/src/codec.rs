@@ -31,7 +31,10 @@ pub enum Codec {
     Snappy,
     /// Raw DEFLATE at the default level (`flate`, id 8).
     Flate,
-    /// Zstandard at level 3 (`zstd`, id 9); the default.
+    /// Zstandard (`zstd`, id 9); the default. Written at
+    /// [`DEFAULT_ZSTD_LEVEL`] unless the writer picks another level (see
+    /// [`Codec::compress_with_level`]); the level is not stored and any level
+    /// decodes the same way.
     #[default]
     Zstd,
 }
@@ -39,7 +42,10 @@ pub enum Codec {
 /// Loki's encoding names, in Loki's order, as listed in error messages.
 const SUPPORTED: &str = "none, gzip, lz4-64k, snappy, lz4-256k, lz4-1M, lz4, flate, zstd";
 
-const ZSTD_LEVEL: i32 = 3;
+/// The zstd level blocks are written at unless the writer chooses another
+/// (`MemChunk::with_zstd_level`). Only the encoder uses it: the level is not part
+/// of the format, so chunks written at any level decode alike.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 impl Codec {
     /// Every codec, in id order.
@@ -93,8 +99,17 @@ impl Codec {
             .ok_or(ChunkError::UnknownCodec(id))
     }
 
-    /// Appends the compressed form of `input` to `out`.
+    /// Appends the compressed form of `input` to `out`, zstd at
+    /// [`DEFAULT_ZSTD_LEVEL`].
     pub fn compress(&self, input: &[u8], out: &mut Vec<u8>) {
+        self.compress_with_level(input, DEFAULT_ZSTD_LEVEL, out);
+    }
+
+    /// Like [`Codec::compress`], with zstd at `zstd_level` (clamped to zstd's
+    /// range, 1 to 22 — negative "fast" levels are not used). The other codecs
+    /// have a single setting and ignore it. The output decodes with
+    /// [`Codec::decompress`] whatever the level.
+    pub fn compress_with_level(&self, input: &[u8], zstd_level: i32, out: &mut Vec<u8>) {
         // Every encoder below writes into a Vec, which cannot fail, and none of
         // them can reject its input, so an error here is a bug, not bad data.
         const INFALLIBLE: &str = "compressing into a Vec<u8> cannot fail";
@@ -132,7 +147,7 @@ impl Codec {
                 encoder.flush().expect(INFALLIBLE);
             }
             Codec::Zstd => {
-                let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
+                let mut encoder = zstd::stream::write::Encoder::new(out, zstd_level.clamp(1, 22))
                     .expect("creating a zstd context only fails when out of memory");
                 encoder
                     .set_pledged_src_size(Some(input.len() as u64))
@@ -312,6 +327,36 @@ mod tests {
                 codec.compress(&data, &mut compressed);
                 assert!(compressed.len() < data.len() / 3, "{codec} should compress");
             }
+        }
+    }
+
+    #[test]
+    fn zstd_levels_decode_alike() {
+        let data = sample();
+        let mut sizes = Vec::new();
+        for level in [-5, 0, 1, 3, 9, 19, 22, 99] {
+            let mut compressed = Vec::new();
+            Codec::Zstd.compress_with_level(&data, level, &mut compressed);
+            let mut out = Vec::new();
+            Codec::Zstd
+                .decompress(&compressed, &mut out, data.len())
+                .unwrap_or_else(|error| panic!("level {level}: {error}"));
+            assert_eq!(out, data, "level {level}");
+            sizes.push(compressed.len());
+        }
+        assert!(sizes[6] < sizes[2], "level 22 beats level 1: {sizes:?}");
+        assert_eq!(sizes[0], sizes[2], "levels below 1 clamp to 1");
+        assert_eq!(sizes[6], sizes[7], "levels above 22 clamp to 22");
+        let (mut default, mut explicit) = (Vec::new(), Vec::new());
+        Codec::Zstd.compress(&data, &mut default);
+        Codec::Zstd.compress_with_level(&data, DEFAULT_ZSTD_LEVEL, &mut explicit);
+        assert_eq!(default, explicit, "compress uses DEFAULT_ZSTD_LEVEL");
+        // Other codecs have one setting: the level changes nothing.
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4_64k] {
+            let (mut low, mut high) = (Vec::new(), Vec::new());
+            codec.compress_with_level(&data, 1, &mut low);
+            codec.compress_with_level(&data, 19, &mut high);
+            assert_eq!(low, high, "{codec}");
         }
     }
 

@@ -43,7 +43,9 @@ impl MemChunk {
     /// final block without cutting it.
     pub fn encode(&self) -> Vec<u8> {
         let mut scratch = Vec::new();
-        let head_block = self.head.to_block(self.codec(), &mut scratch);
+        let head_block = self
+            .head
+            .to_block(self.codec(), self.zstd_level(), &mut scratch);
         let blocks: Vec<&Block> = self.blocks.iter().chain(head_block.as_ref()).collect();
         let data_len: usize = blocks.iter().map(|block| block.data.len() + CRC_LEN).sum();
         let mut out = Vec::with_capacity(HEADER_LEN + data_len + 32 * blocks.len() + 16);

@@ -55,20 +55,38 @@ impl HeadBlock {
 
     /// Compresses the entries, sorted by (timestamp, arrival), into a block.
     /// Returns `None` when the head is empty.
-    pub(crate) fn to_block(&self, codec: Codec, scratch: &mut Vec<u8>) -> Option<Block> {
+    pub(crate) fn to_block(
+        &self,
+        codec: Codec,
+        zstd_level: i32,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Block> {
         if self.is_empty() {
             return None;
         }
         if is_sorted(&self.entries) {
-            return Some(Block::build(codec, &self.text, &self.entries, scratch));
+            return Some(Block::build(
+                codec,
+                zstd_level,
+                &self.text,
+                &self.entries,
+                scratch,
+            ));
         }
         let mut sorted = self.entries.clone();
         sorted.sort_by_key(|entry| entry.ts);
-        Some(Block::build(codec, &self.text, &sorted, scratch))
+        Some(Block::build(
+            codec, zstd_level, &self.text, &sorted, scratch,
+        ))
     }
 
     /// Like [`HeadBlock::to_block`], then empties the head keeping its buffers.
-    pub(crate) fn cut(&mut self, codec: Codec, scratch: &mut Vec<u8>) -> Option<Block> {
+    pub(crate) fn cut(
+        &mut self,
+        codec: Codec,
+        zstd_level: i32,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Block> {
         if self.is_empty() {
             return None;
         }
@@ -76,7 +94,7 @@ impl HeadBlock {
             // Stable: equal timestamps keep their arrival order.
             self.entries.sort_by_key(|entry| entry.ts);
         }
-        let block = Block::build(codec, &self.text, &self.entries, scratch);
+        let block = Block::build(codec, zstd_level, &self.text, &self.entries, scratch);
         self.text.clear();
         self.entries.clear();
         self.layout_size = 0;

@@ -27,7 +27,7 @@ pub mod memchunk;
 mod varint;
 
 pub use block::BlockMeta;
-pub use codec::Codec;
+pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
 pub use error::ChunkError;
 pub use format::{CHUNK_FORMAT_V1, CHUNK_MAGIC};
 pub use index::{

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::block::{Block, BlockMeta};
-use crate::codec::Codec;
+use crate::codec::{Codec, DEFAULT_ZSTD_LEVEL};
 use crate::error::ChunkError;
 use crate::head::HeadBlock;
 use crate::iter::{ChunkIter, PendingBlock};
@@ -39,6 +39,8 @@ pub enum Direction {
 #[derive(Clone)]
 pub struct MemChunk {
     codec: Codec,
+    /// Encoder setting only: not stored in the chunk bytes.
+    zstd_level: i32,
     block_size: usize,
     target_size: usize,
     pub(crate) blocks: Vec<Block>,
@@ -57,6 +59,7 @@ impl MemChunk {
     pub fn new(codec: Codec, block_size: usize, target_size: usize) -> MemChunk {
         MemChunk {
             codec,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
             block_size,
             target_size,
             blocks: Vec::new(),
@@ -66,6 +69,23 @@ impl MemChunk {
             head: HeadBlock::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// Sets the zstd level blocks cut from now on are compressed at (default
+    /// [`DEFAULT_ZSTD_LEVEL`]; clamped to 1..=22; ignored by other codecs).
+    ///
+    /// The level is an encoder setting, not part of the format: blocks written
+    /// at different levels decode alike and may share a chunk. Blocks are cut
+    /// inside [`MemChunk::append`], so a higher level slows appends; see
+    /// `docs/performance.md` for the trade-off.
+    pub fn with_zstd_level(mut self, zstd_level: i32) -> MemChunk {
+        self.zstd_level = zstd_level.clamp(1, 22);
+        self
+    }
+
+    /// Returns the zstd level cut blocks are compressed at.
+    pub fn zstd_level(&self) -> i32 {
+        self.zstd_level
     }
 
     /// Builds a chunk from already-cut blocks (used by the decoder).
@@ -100,7 +120,10 @@ impl MemChunk {
 
     /// Compresses the head block into an immutable block now (no-op if empty).
     pub fn cut_block(&mut self) {
-        if let Some(block) = self.head.cut(self.codec, &mut self.scratch) {
+        if let Some(block) = self
+            .head
+            .cut(self.codec, self.zstd_level, &mut self.scratch)
+        {
             self.push_block(block);
         }
     }
@@ -226,6 +249,7 @@ impl fmt::Debug for MemChunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemChunk")
             .field("codec", &self.codec)
+            .field("zstd_level", &self.zstd_level)
             .field("block_size", &self.block_size)
             .field("target_size", &self.target_size)
             .field("blocks", &self.blocks.len())
@@ -444,6 +468,74 @@ mod tests {
                 read(&decoded, 100, 700, Direction::Backward),
                 reversed(expected(&appended, 100, 700)),
                 "{codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_level_is_an_encoder_setting_only() {
+        let lines: Vec<(i64, String)> = (0..3_000i64)
+            .map(|index| {
+                (
+                    index,
+                    format!(
+                        "level=info msg=\"request completed\" path=/api/v1/orders/{} status=200 duration={}ms",
+                        index % 97,
+                        index % 13
+                    ),
+                )
+            })
+            .collect();
+        let write = |level: Option<i32>, switch_to: Option<i32>| {
+            let mut chunk = MemChunk::new(Codec::Zstd, 16 << 10, DEFAULT_TARGET_SIZE);
+            if let Some(level) = level {
+                chunk = chunk.with_zstd_level(level);
+            }
+            for (index, (ts, line)) in lines.iter().enumerate() {
+                if index == lines.len() / 2 {
+                    if let Some(level) = switch_to {
+                        chunk = chunk.with_zstd_level(level);
+                    }
+                }
+                chunk.append(*ts, line);
+            }
+            chunk.encode()
+        };
+        assert_eq!(
+            MemChunk::new(Codec::Zstd, 1, 0).zstd_level(),
+            DEFAULT_ZSTD_LEVEL
+        );
+        assert_eq!(
+            MemChunk::new(Codec::Zstd, 1, 0)
+                .with_zstd_level(0)
+                .zstd_level(),
+            1
+        );
+        assert_eq!(
+            MemChunk::new(Codec::Zstd, 1, 0)
+                .with_zstd_level(40)
+                .zstd_level(),
+            22
+        );
+        let default = write(None, None);
+        assert_eq!(default, write(Some(DEFAULT_ZSTD_LEVEL), None));
+        let fast = write(Some(1), None);
+        let strong = write(Some(19), None);
+        let mixed = write(Some(1), Some(19));
+        assert!(
+            strong.len() < fast.len(),
+            "{} vs {}",
+            strong.len(),
+            fast.len()
+        );
+        for bytes in [&default, &fast, &strong, &mixed] {
+            // Same codec id byte whatever the level.
+            assert_eq!(bytes[5], Codec::Zstd.id());
+            let decoded = MemChunk::decode(bytes).expect("decodes");
+            assert_eq!(decoded.zstd_level(), DEFAULT_ZSTD_LEVEL);
+            assert_eq!(
+                read(&decoded, i64::MIN, i64::MAX, Direction::Forward),
+                lines
             );
         }
     }
