@@ -64,8 +64,19 @@ impl LabelSet {
 
     pub(crate) fn from_sorted_with_hash(pairs: &[(&str, &str)], hash: u64) -> LabelSet {
         let total: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        LabelSet::from_sorted_parts(pairs.len(), total, pairs.iter().copied(), hash)
+    }
+
+    /// Builds a set from `count` pairs sorted by name whose names and values
+    /// are `total` bytes long, and their [`hash_pairs`] hash.
+    pub(crate) fn from_sorted_parts<'a>(
+        count: usize,
+        total: usize,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        hash: u64,
+    ) -> LabelSet {
         let mut text = String::with_capacity(total);
-        let mut ends = Vec::with_capacity(pairs.len());
+        let mut ends = Vec::with_capacity(count);
         for (name, value) in pairs {
             text.push_str(name);
             let name_end = text.len() as u32;

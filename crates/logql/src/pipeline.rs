@@ -277,8 +277,7 @@ impl Pipeline {
             stages,
             line_buf: String::new(),
             scratch: String::new(),
-            cache: HashMap::default(),
-            entries: Vec::new(),
+            results: ResultLabels::default(),
             regex_cache: RegexCache::default(),
             ids: Vec::new(),
             snapshot: Snapshot::default(),
@@ -641,8 +640,7 @@ pub struct StreamPipeline<'p> {
     stages: Vec<Rt<'p>>,
     line_buf: String,
     scratch: String,
-    cache: HashMap<u64, LabelSet, IdentityBuild>,
-    entries: Vec<Entry>,
+    results: ResultLabels,
     regex_cache: RegexCache,
     ids: Vec<u32>,
     snapshot: Snapshot,
@@ -674,8 +672,7 @@ impl<'p> StreamPipeline<'p> {
             stages,
             line_buf,
             scratch,
-            cache,
-            entries,
+            results,
             regex_cache,
             ids,
             snapshot,
@@ -798,45 +795,143 @@ impl<'p> StreamPipeline<'p> {
                 }
             }
         }
-        let labels = result_labels(stream, state, cache, entries);
+        let labels = results.labels(stream, state);
         let line = if rewritten { line_buf.as_str() } else { line };
         Some(Processed { line, labels })
     }
 }
 
-/// The label set of the current entry, from the cache when an equal set
-/// was built before.
-fn result_labels<'s>(
-    stream: &'s LabelSet,
-    state: &LabelState,
-    cache: &'s mut HashMap<u64, LabelSet, IdentityBuild>,
-    entries: &mut Vec<Entry>,
-) -> &'s LabelSet {
-    if state.is_unchanged() {
-        return stream;
+/// Probes of the label-set cache per adaptation window.
+const CACHE_WINDOW: u32 = 256;
+/// A window with fewer hits than this turns the cache off for a while.
+const CACHE_MIN_HITS: u32 = CACHE_WINDOW / 8;
+/// Entries built without the cache after a window that kept missing.
+const CACHE_BYPASS: u32 = 16 * CACHE_WINDOW;
+
+/// Builds the label sets of a stream's entries.
+///
+/// The visible labels of an entry come unsorted from the [`LabelState`]
+/// (stream labels, then extracted ones in line order). Consecutive lines of
+/// a stream nearly always carry the same names in the same order, so the
+/// name order is computed once per distinct name sequence and reused. Equal
+/// sets are shared through a bounded cache keyed by hash, which is bypassed
+/// while it keeps missing (e.g. a unique trace id per line): then every set
+/// is built directly and nothing else is retained.
+#[derive(Default)]
+struct ResultLabels {
+    /// Visible labels of the current entry, unsorted.
+    entries: Vec<Entry>,
+    /// Name keys of the entry sequence `order` was computed for.
+    order_keys: Vec<u32>,
+    /// Positions into that sequence, in name order.
+    order: Vec<u32>,
+    /// The current entry's labels in name order.
+    sorted: Vec<Entry>,
+    cache: HashMap<u64, LabelSet, IdentityBuild>,
+    /// The last set built while the cache is bypassed.
+    last: LabelSet,
+    probes: u32,
+    hits: u32,
+    /// Entries left to build without the cache.
+    bypass: u32,
+}
+
+/// The key of an entry's name (the order of entries depends only on it).
+#[inline]
+fn name_key(entry: Entry) -> u32 {
+    match entry {
+        Entry::Base(id, _) | Entry::Added(id, _, _) => id,
+        Entry::Err => u32::MAX - 1,
+        Entry::Details => u32::MAX - 2,
     }
-    state.entries(entries);
-    entries.sort_unstable_by(|a, b| state.entry(*a).0.cmp(state.entry(*b).0));
-    let mut hasher = Hash64::default();
-    for entry in entries.iter() {
-        let (name, value) = state.entry(*entry);
-        hasher.write_str(name);
-        hasher.write_str(value);
-    }
-    let hash = hasher.finish64();
-    let hit = cache.get(&hash).is_some_and(|cached| {
-        cached.len() == entries.len()
-            && cached
-                .iter()
-                .zip(entries.iter())
-                .all(|(pair, entry)| pair == state.entry(*entry))
-    });
-    if !hit {
-        if cache.len() >= LABEL_CACHE_CAP {
-            cache.clear();
+}
+
+impl ResultLabels {
+    /// The label set of the current entry (the stream's own set when the
+    /// stages changed nothing, a cached equal set when there is one).
+    fn labels<'s>(&'s mut self, stream: &'s LabelSet, state: &LabelState) -> &'s LabelSet {
+        if state.is_unchanged() {
+            return stream;
         }
-        let pairs: Vec<(&str, &str)> = entries.iter().map(|e| state.entry(*e)).collect();
-        cache.insert(hash, LabelSet::from_sorted_with_hash(&pairs, hash));
+        state.entries(&mut self.entries);
+        self.sort(state);
+        let mut hasher = Hash64::default();
+        let mut total = 0usize;
+        for entry in &self.sorted {
+            let (name, value) = state.entry(*entry);
+            hasher.write_str(name);
+            hasher.write_str(value);
+            total += name.len() + value.len();
+        }
+        let hash = hasher.finish64();
+        let build = |sorted: &[Entry]| {
+            LabelSet::from_sorted_parts(
+                sorted.len(),
+                total,
+                sorted.iter().map(|e| state.entry(*e)),
+                hash,
+            )
+        };
+        if self.bypass > 0 {
+            self.bypass -= 1;
+            self.last = build(&self.sorted);
+            return &self.last;
+        }
+        let sorted = &self.sorted;
+        let hit = self.cache.get(&hash).is_some_and(|cached| {
+            cached.len() == sorted.len()
+                && cached
+                    .iter()
+                    .zip(sorted.iter())
+                    .all(|(pair, entry)| pair == state.entry(*entry))
+        });
+        self.probes += 1;
+        self.hits += u32::from(hit);
+        if self.probes == CACHE_WINDOW {
+            if self.hits < CACHE_MIN_HITS {
+                self.bypass = CACHE_BYPASS;
+                self.cache.clear();
+            }
+            self.probes = 0;
+            self.hits = 0;
+        }
+        if hit {
+            return self.cache.get(&hash).unwrap_or(stream);
+        }
+        let set = build(sorted);
+        if self.bypass > 0 {
+            self.last = set;
+            return &self.last;
+        }
+        if self.cache.len() >= LABEL_CACHE_CAP {
+            self.cache.clear();
+        }
+        self.cache.entry(hash).insert_entry(set).into_mut()
     }
-    cache.get(&hash).unwrap_or(stream)
+
+    /// Fills `sorted` with `entries` in name order (ties keep their
+    /// order), reusing the order of the previous entry when the names are
+    /// the same sequence.
+    fn sort(&mut self, state: &LabelState) {
+        let entries = &self.entries;
+        let same = self.order_keys.len() == entries.len()
+            && entries
+                .iter()
+                .zip(&self.order_keys)
+                .all(|(entry, key)| name_key(*entry) == *key);
+        if !same {
+            self.order_keys.clear();
+            self.order_keys.extend(entries.iter().map(|e| name_key(*e)));
+            self.order.clear();
+            self.order.extend(0..entries.len() as u32);
+            self.order.sort_by(|a, b| {
+                let a = state.entry(entries[*a as usize]).0;
+                let b = state.entry(entries[*b as usize]).0;
+                a.cmp(b)
+            });
+        }
+        self.sorted.clear();
+        self.sorted
+            .extend(self.order.iter().map(|&i| entries[i as usize]));
+    }
 }

@@ -763,3 +763,53 @@ fn label_sets_are_cached_and_reset() {
     let noop = Pipeline::new(&[]).expect("valid");
     assert!(noop.is_noop());
 }
+
+/// A stream pipeline reused over many entries (name order reused between
+/// lines, label-set cache bypassed while it misses and re-enabled) gives
+/// the same labels as a fresh pipeline per entry.
+#[test]
+fn reused_stream_pipeline_matches_fresh() {
+    let stream = LabelSet::from_iter([("app", "svc"), ("level", "info")]);
+    let line = |i: usize| -> String {
+        let id = if (i / 700) % 2 == 0 { i } else { i % 5 };
+        match i % 7 {
+            0 => format!(r#"{{"b":"{id}","a":"x","level":"warn"}}"#),
+            1 => format!(r#"{{"a":"x","b":"{id}"}}"#),
+            2 => format!(r#"{{"a":"x","b":"{id}","c":{{"d":1}}}}"#),
+            3 => format!(r#"{{"b":"{id}","a":"\ufffd","z":true}}"#),
+            4 => format!(r#"{{"b":"{id}","a":"é�x","z":"ü"}}"#),
+            5 => format!(r#"{{"b":"{id}","a":"x""#),
+            6 if i % 2 == 0 => format!("b={id} a=x level=warn q=�"),
+            _ => format!("b={id} a=x level=warn"),
+        }
+    };
+    for query in [
+        r#"{app="svc"} | json"#,
+        r#"{app="svc"} | json | b!="3""#,
+        r#"{app="svc"} | logfmt"#,
+        r#"{app="svc"} | json | drop a"#,
+    ] {
+        let expr = parse_expr(query).expect("valid");
+        let pipeline = Pipeline::new(&expr.as_log().expect("log").pipeline).expect("compiles");
+        let mut reused = pipeline.for_stream(&stream);
+        for i in 0..3000 {
+            let line = line(i);
+            let got = reused
+                .process(TS, &line)
+                .map(|out| (out.line.to_string(), out.labels.clone()));
+            let mut fresh = pipeline.for_stream(&stream);
+            let want = fresh
+                .process(TS, &line)
+                .map(|out| (out.line.to_string(), out.labels.clone()));
+            assert_eq!(got, want, "{query} on {line}");
+            if let Some((_, labels)) = &got {
+                let names: Vec<&str> = labels.iter().map(|(n, _)| n).collect();
+                assert!(names.windows(2).all(|w| w[0] <= w[1]), "{labels}");
+                if labels.iter().all(|(_, v)| !v.is_empty()) {
+                    let rebuilt: LabelSet = labels.iter().collect();
+                    assert_eq!(labels.hash64(), rebuilt.hash64());
+                }
+            }
+        }
+    }
+}

@@ -293,21 +293,45 @@ fn hex4(raw: &[u8], at: usize) -> Option<u32> {
     u32::from_str_radix(text, 16).ok()
 }
 
-/// Writes a string value into the arena, as Loki's `unescapeJSONString`:
-/// an invalid escape or a U+FFFD character yields the empty string.
-fn push_string_value(vals: &mut String, raw: &[u8], escaped: bool) {
-    let start = vals.len();
+/// Appends `text[start..end]`, a range between ASCII delimiters of the line
+/// (so on character boundaries; the lossy copy is only a fallback).
+#[inline]
+fn push_slice(vals: &mut String, text: &str, start: usize, end: usize) {
+    match text.get(start..end) {
+        Some(slice) => vals.push_str(slice),
+        None => vals.push_str(&String::from_utf8_lossy(&text.as_bytes()[start..end])),
+    }
+}
+
+/// Returns true if the text may contain U+FFFD (checked once per line, so
+/// values of a line without one skip their own check).
+#[inline]
+pub(crate) fn may_have_replacement(text: &str) -> bool {
+    memchr(0xEF, text.as_bytes()).is_some()
+}
+
+/// Writes the string value `text[start..end]` (without quotes) into the
+/// arena, as Loki's `unescapeJSONString`: an invalid escape or a U+FFFD
+/// character yields the empty string. `fffd`: the line may contain U+FFFD.
+fn push_string_value(
+    vals: &mut String,
+    text: &str,
+    start: usize,
+    end: usize,
+    escaped: bool,
+    fffd: bool,
+) {
+    let at = vals.len();
     if escaped {
-        if !unescape_into(raw, vals) {
-            vals.truncate(start);
+        if !unescape_into(&text.as_bytes()[start..end], vals) {
+            vals.truncate(at);
             return;
         }
     } else {
-        // Content between ASCII quotes of a &str is valid UTF-8.
-        vals.push_str(&String::from_utf8_lossy(raw));
+        push_slice(vals, text, start, end);
     }
-    if vals[start..].contains('\u{fffd}') {
-        vals.truncate(start);
+    if (escaped || fffd) && vals[at..].contains('\u{fffd}') {
+        vals.truncate(at);
     }
 }
 
@@ -341,6 +365,8 @@ pub(crate) struct JsonParser {
     early_stop: Option<usize>,
     found: usize,
     generation: u32,
+    /// The current line may contain U+FFFD.
+    fffd: bool,
 }
 
 enum Flow {
@@ -365,6 +391,7 @@ impl JsonParser {
             early_stop,
             found: 0,
             generation: 0,
+            fffd: true,
         }
     }
 
@@ -380,12 +407,14 @@ impl JsonParser {
         self.prefix.clear();
         self.found = 0;
         self.generation = state.next_generation();
-        if let Err(err) = self.walk(line.as_bytes(), state) {
+        self.fffd = may_have_replacement(line);
+        if let Err(err) = self.walk(line, state) {
             state.set_error(ERR_JSON, err.message());
         }
     }
 
-    fn walk(&mut self, data: &[u8], state: &mut LabelState) -> Result<Flow, JsonError> {
+    fn walk(&mut self, text: &str, state: &mut LabelState) -> Result<Flow, JsonError> {
+        let data = text.as_bytes();
         let mut fields = ObjectIter::new(data)?;
         while let Some(field) = fields.next_field()? {
             match field.kind {
@@ -397,7 +426,13 @@ impl JsonParser {
                     }
                     append_sanitized(&mut self.prefix, &self.key_buf);
                     let flow = if self.need.wants_prefix(&self.prefix) {
-                        self.walk(&data[field.start..field.end], state)?
+                        match text.get(field.start..field.end) {
+                            Some(inner) => self.walk(inner, state)?,
+                            None => self.walk(
+                                &String::from_utf8_lossy(&data[field.start..field.end]),
+                                state,
+                            )?,
+                        }
                     } else {
                         Flow::Continue
                     };
@@ -416,14 +451,17 @@ impl JsonParser {
             }
             let start = state.vals.len() as u32;
             match field.kind {
-                Kind::String(escaped) => {
-                    push_string_value(&mut state.vals, &data[field.start..field.end], escaped)
-                }
+                Kind::String(escaped) => push_string_value(
+                    &mut state.vals,
+                    text,
+                    field.start,
+                    field.end,
+                    escaped,
+                    self.fffd,
+                ),
                 Kind::True => state.vals.push_str("true"),
                 Kind::False => state.vals.push_str("false"),
-                _ => state
-                    .vals
-                    .push_str(&String::from_utf8_lossy(&data[field.start..field.end])),
+                _ => push_slice(&mut state.vals, text, field.start, field.end),
             }
             let end = state.vals.len() as u32;
             state.set_range(id, start, end);
@@ -697,11 +735,9 @@ impl<'p> JsonExprParser<'p> {
                     match kind {
                         Kind::Null => {}
                         Kind::String(escaped) => {
-                            push_string_value(&mut state.vals, &data[start..end], escaped)
+                            push_string_value(&mut state.vals, line, start, end, escaped, true)
                         }
-                        _ => state
-                            .vals
-                            .push_str(&String::from_utf8_lossy(&data[start..end])),
+                        _ => push_slice(&mut state.vals, line, start, end),
                     }
                     let vend = state.vals.len() as u32;
                     state.set_range(id, vstart, vend);
@@ -760,7 +796,7 @@ impl UnpackParser {
             return false;
         }
         self.pending.clear();
-        match self.scan(data, state, new_line) {
+        match self.scan(line, state, new_line) {
             Ok(packed) => {
                 if packed {
                     for &(id, start, end) in &self.pending {
@@ -778,10 +814,11 @@ impl UnpackParser {
 
     fn scan(
         &mut self,
-        data: &[u8],
+        line: &str,
         state: &mut LabelState,
         new_line: &mut String,
     ) -> Result<bool, JsonError> {
+        let data = line.as_bytes();
         let mut packed = false;
         let mut fields = ObjectIter::new(data)?;
         while let Some(field) = fields.next_field()? {
@@ -825,7 +862,7 @@ impl UnpackParser {
                 continue;
             }
             let start = state.vals.len() as u32;
-            push_string_value(&mut state.vals, &data[field.start..field.end], escaped);
+            push_string_value(&mut state.vals, line, field.start, field.end, escaped, true);
             self.pending.push((id, start, state.vals.len() as u32));
         }
         Ok(packed)

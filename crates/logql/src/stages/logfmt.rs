@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::json::may_have_replacement;
 use super::{resolve_extracted, sanitize_key, LabelState, Need, NONE};
 use super::{DUPLICATE_SUFFIX, ERR_LOGFMT, INTERNER_CAP};
 use crate::labelset::FxBuild;
@@ -24,6 +25,9 @@ pub(crate) struct Decoder {
     value: Val,
     buf: String,
     err: Option<(usize, String)>,
+    /// The line may contain U+FFFD (keys and values that are slices of
+    /// the line skip their own check when it does not).
+    fffd: bool,
 }
 
 impl Decoder {
@@ -34,12 +38,19 @@ impl Decoder {
             value: Val::None,
             buf: String::new(),
             err: None,
+            fffd: true,
         }
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self, line: &str) {
         self.pos = 0;
         self.err = None;
+        self.fffd = may_have_replacement(line);
+    }
+
+    /// Returns true if the current value contains U+FFFD.
+    fn value_has_replacement(&self, value: &str) -> bool {
+        (self.fffd || self.value == Val::Buf) && value.contains('\u{fffd}')
     }
 
     fn eol(&self, line: &[u8]) -> bool {
@@ -110,7 +121,7 @@ impl Decoder {
                 self.pos = line.len();
                 if self.pos > start {
                     self.key = Some((start, self.pos));
-                    if has_replacement(&line[start..self.pos]) {
+                    if self.fffd && has_replacement(&line[start..self.pos]) {
                         self.syntax("invalid key");
                         return false;
                     }
@@ -122,7 +133,7 @@ impl Decoder {
                 self.pos = i;
                 if self.pos > start {
                     self.key = Some((start, self.pos));
-                    if has_replacement(&line[start..self.pos]) {
+                    if self.fffd && has_replacement(&line[start..self.pos]) {
                         self.syntax("invalid key");
                         return self.skip_value(line);
                     }
@@ -140,7 +151,7 @@ impl Decoder {
                 self.pos = i;
                 if self.pos > start {
                     self.key = Some((start, self.pos));
-                    if has_replacement(&line[start..self.pos]) {
+                    if self.fffd && has_replacement(&line[start..self.pos]) {
                         self.syntax("invalid key");
                         return false;
                     }
@@ -291,7 +302,7 @@ impl LogfmtParser {
         let bytes = line.as_bytes();
         let generation = state.next_generation();
         let mut found = 0usize;
-        self.dec.reset();
+        self.dec.reset(line);
         while !self.dec.eol(bytes) {
             if !self.dec.scan(line) {
                 if self.strict {
@@ -315,7 +326,7 @@ impl LogfmtParser {
                 continue;
             }
             let mut value = self.dec.value(line);
-            if value.contains('\u{fffd}') {
+            if self.dec.value_has_replacement(value) {
                 value = "";
             }
             if !self.keep_empty && value.is_empty() {
@@ -366,7 +377,7 @@ impl<'p> LogfmtExprParser<'p> {
             }
         }
         let bytes = line.as_bytes();
-        self.dec.reset();
+        self.dec.reset(line);
         while !self.dec.eol(bytes) {
             if !self.dec.scan(line) {
                 if self.strict {
@@ -393,7 +404,7 @@ impl<'p> LogfmtExprParser<'p> {
                 continue;
             };
             let mut value = self.dec.value(line);
-            if value.contains('\u{fffd}') {
+            if self.dec.value_has_replacement(value) {
                 value = "";
             }
             let id = if state.base_has_name(name) {
