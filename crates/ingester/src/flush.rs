@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
-use sluice_chunk::{IndexFileKind, IndexFileName, IndexReader, IndexWriter};
+use sluice_chunk::{IndexFileKind, IndexFileName, IndexWriter};
 use sluice_common::TenantId;
 use sluice_storage::{ChunkStore, Table};
 
@@ -34,12 +34,18 @@ pub(crate) struct FlushOp {
 struct AwaitingIndex {
     stream: Arc<Stream>,
     chunk_id: u64,
-    tables: Vec<(Table, TenantId)>,
+    tables: Vec<IndexKey>,
 }
+
+/// The index of one (table, tenant).
+type IndexKey = (Table, TenantId);
 
 #[derive(Default)]
 struct PendingIndex {
-    writers: HashMap<(Table, TenantId), IndexWriter>,
+    /// Entries of chunks uploaded since the last shipment.
+    writers: HashMap<IndexKey, IndexWriter>,
+    /// Finished files whose upload failed; re-sent as they are.
+    unshipped: Vec<(IndexKey, Vec<u8>)>,
     chunks: Vec<AwaitingIndex>,
 }
 
@@ -195,7 +201,7 @@ impl Flusher {
             Ok(chunk_ref) => {
                 self.metrics
                     .record_flush(&op.tenant, op.reason.as_str(), size);
-                let tables: Vec<(Table, TenantId)> = self
+                let tables: Vec<IndexKey> = self
                     .store
                     .tables_for_chunk(chunk_ref.from_ns, chunk_ref.through_ns)
                     .into_iter()
@@ -246,23 +252,48 @@ impl Flusher {
         }
     }
 
-    /// Uploads one index file per pending (table, tenant); marks chunks
-    /// flushed once every table they belong to is shipped. Returns files
-    /// shipped and failures.
+    /// Uploads one index file per pending (table, tenant), plus the files
+    /// earlier attempts failed to upload; marks chunks flushed once every
+    /// table they belong to is shipped. Returns files shipped and failures.
     async fn ship_index(&self) -> (usize, usize) {
         let batch = std::mem::take(&mut *self.pending.lock());
-        let mut shipped = 0;
-        let mut failed: HashMap<(Table, TenantId), IndexWriter> = HashMap::new();
-        for ((table, tenant), writer) in batch.writers {
-            if writer.is_empty() {
-                continue;
+        // Building a file sorts and encodes every entry: off the runtime.
+        let writers = batch.writers;
+        let built = tokio::task::spawn_blocking(move || {
+            writers
+                .into_iter()
+                .filter(|(_, writer)| !writer.is_empty())
+                .map(|(key, writer)| (key, writer.finish()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let mut files = batch.unshipped;
+        match built {
+            Ok(built) => files.extend(built),
+            Err(err) => {
+                // Nothing was shipped for this batch: upload its chunks again.
+                tracing::error!(error = %err, "building index files failed; chunks will be flushed again");
+                for awaiting in &batch.chunks {
+                    let mut data = awaiting.stream.data.lock();
+                    if let Some(desc) = data
+                        .chunks
+                        .iter_mut()
+                        .find(|desc| desc.id == awaiting.chunk_id)
+                    {
+                        desc.state = FlushState::Pending;
+                    }
+                }
+                return (0, 1);
             }
+        }
+        let mut shipped = 0;
+        let mut failed: Vec<(IndexKey, Vec<u8>)> = Vec::new();
+        for ((table, tenant), bytes) in files {
             let name = IndexFileName {
                 writer: self.writer_id.clone(),
                 upload_ns: sluice_common::time::now_nanos(),
                 kind: IndexFileKind::Ingester,
             };
-            let bytes = writer.finish();
             let upload = self
                 .store
                 .put_index(table, tenant.as_str(), &name, bytes.clone());
@@ -281,20 +312,18 @@ impl Flusher {
                 Err(message) => {
                     self.metrics.flush_failures.inc();
                     tracing::warn!(%tenant, table = table.number, error = %message, "index upload failed; will retry");
-                    // Rebuild the writer from its bytes so it can be retried
-                    // (and merged with whatever arrives meanwhile).
-                    let mut retry = IndexWriter::new(tenant.as_str(), table.number);
-                    if let Ok(reader) = IndexReader::open(bytes) {
-                        retry.merge_from(&reader);
-                    }
-                    failed.insert((table, tenant), retry);
+                    failed.push(((table, tenant), bytes));
                 }
             }
         }
         let now = Instant::now();
         let mut still_waiting = Vec::new();
         for awaiting in batch.chunks {
-            if awaiting.tables.iter().any(|key| failed.contains_key(key)) {
+            let blocked = awaiting
+                .tables
+                .iter()
+                .any(|table| failed.iter().any(|(key, _)| key == table));
+            if blocked {
                 still_waiting.push(awaiting);
                 continue;
             }
@@ -309,20 +338,7 @@ impl Flusher {
         }
         let failures = failed.len();
         let mut pending = self.pending.lock();
-        for (key, writer) in failed {
-            match pending.writers.remove(&key) {
-                Some(newer) => {
-                    let mut merged = writer;
-                    if let Ok(reader) = IndexReader::open(newer.finish()) {
-                        merged.merge_from(&reader);
-                    }
-                    pending.writers.insert(key, merged);
-                }
-                None => {
-                    pending.writers.insert(key, writer);
-                }
-            }
-        }
+        pending.unshipped.extend(failed);
         pending.chunks.extend(still_waiting);
         (shipped, failures)
     }

@@ -113,10 +113,17 @@ impl IndexCache {
                 continue;
             }
             let bytes = self.load(table, key).await?;
-            let reader = IndexReader::open(bytes).map_err(|err| StorageError::Corrupt {
-                key: key.clone(),
-                reason: err.to_string(),
-            })?;
+            // Opening validates and loads the whole file: off the runtime.
+            let reader = tokio::task::spawn_blocking(move || IndexReader::open(bytes))
+                .await
+                .map_err(|err| StorageError::Corrupt {
+                    key: key.clone(),
+                    reason: format!("opening task failed: {err}"),
+                })?
+                .map_err(|err| StorageError::Corrupt {
+                    key: key.clone(),
+                    reason: err.to_string(),
+                })?;
             state.files.insert(key.clone(), Arc::new(reader));
         }
         self.remove_stale_cache_files(table, tenant, &keys).await;

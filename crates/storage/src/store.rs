@@ -107,28 +107,6 @@ impl ChunkStore {
         chunk.key(tenant, table.number)
     }
 
-    /// Encodes and uploads a chunk of a stream; returns its index entry.
-    pub async fn put_chunk(
-        &self,
-        tenant: &str,
-        fingerprint: u64,
-        chunk: &MemChunk,
-    ) -> Result<ChunkRef, StorageError> {
-        let (from_ns, through_ns) = chunk.bounds().ok_or_else(|| StorageError::Corrupt {
-            key: format!("{tenant}/{fingerprint:016x}"),
-            reason: "refusing to store an empty chunk".to_string(),
-        })?;
-        self.put_encoded_chunk(
-            tenant,
-            fingerprint,
-            from_ns,
-            through_ns,
-            chunk.entries(),
-            chunk.encode(),
-        )
-        .await
-    }
-
     /// Uploads an already encoded chunk with bounds `[from, through]`;
     /// returns its index entry (the checksum covers the object bytes).
     pub async fn put_encoded_chunk(
