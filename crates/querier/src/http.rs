@@ -5,17 +5,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use sluice_common::{HttpError, TenantId};
-
-use crate::json::{write_labels, write_string, write_string_array};
 use sluice_common::time::format_unix_seconds;
+use sluice_common::{HttpError, TenantId};
 use sluice_logql::{Expr, QueryParams, QueryValue};
 
+use crate::json::{write_labels, write_string, write_string_array};
 use crate::params::{Direction, Params, TimeRange};
 use crate::querier::{Querier, ResultStream};
 
@@ -40,25 +39,38 @@ pub(crate) fn router(querier: Arc<Querier>) -> Router {
         .with_state(querier)
 }
 
-/// Everything a handler needs from the request.
+/// Everything a handler needs from the request: the tenant and the
+/// parameters from the query string and, for POSTs, the form body.
 struct Call {
     tenant: TenantId,
     params: Params,
 }
 
-fn call(
-    querier: &Querier,
-    method: &Method,
-    headers: &HeaderMap,
-    raw_query: Option<String>,
-    body: &Bytes,
-) -> Result<Call, HttpError> {
-    let tenant = TenantId::from_headers(headers, querier.auth_enabled)?;
-    let form = (method == Method::POST).then_some(body.as_ref());
-    Ok(Call {
-        tenant,
-        params: Params::parse(raw_query.as_deref(), form),
-    })
+impl FromRequest<Arc<Querier>> for Call {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, querier: &Arc<Querier>) -> Result<Call, HttpError> {
+        let tenant = TenantId::from_headers(request.headers(), querier.auth_enabled)?;
+        let raw_query = request.uri().query().map(str::to_string);
+        let is_post = request.method() == Method::POST;
+        let body = Bytes::from_request(request, querier)
+            .await
+            .map_err(|rejection| HttpError::bad_request(rejection.body_text()))?;
+        let form = is_post.then_some(body.as_ref());
+        Ok(Call {
+            tenant,
+            params: Params::parse(raw_query.as_deref(), form),
+        })
+    }
+}
+
+/// A JSON body already in Loki's shape.
+struct LokiJson(String);
+
+impl IntoResponse for LokiJson {
+    fn into_response(self) -> Response {
+        json_response(self.0)
+    }
 }
 
 fn json_response(body: String) -> Response {
@@ -69,51 +81,22 @@ fn json_response(body: String) -> Response {
         .into_response()
 }
 
-fn respond(result: Result<String, HttpError>) -> Response {
-    match result {
-        Ok(body) => json_response(body),
-        Err(err) => err.into_response(),
-    }
-}
-
 async fn query_range(
     State(querier): State<Arc<Querier>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(
-        run_log_query(
-            &querier,
-            &method,
-            &headers,
-            raw_query,
-            &body,
-            QueryKind::Range,
-        )
-        .await,
-    )
+    call: Call,
+) -> Result<LokiJson, HttpError> {
+    run_log_query(&querier, call, QueryKind::Range)
+        .await
+        .map(LokiJson)
 }
 
 async fn query_instant(
     State(querier): State<Arc<Querier>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(
-        run_log_query(
-            &querier,
-            &method,
-            &headers,
-            raw_query,
-            &body,
-            QueryKind::Instant,
-        )
-        .await,
-    )
+    call: Call,
+) -> Result<LokiJson, HttpError> {
+    run_log_query(&querier, call, QueryKind::Instant)
+        .await
+        .map(LokiJson)
 }
 
 #[derive(Clone, Copy)]
@@ -124,14 +107,11 @@ enum QueryKind {
 
 async fn run_log_query(
     querier: &Querier,
-    method: &Method,
-    headers: &HeaderMap,
-    raw_query: Option<String>,
-    body: &Bytes,
+    call: Call,
     kind: QueryKind,
 ) -> Result<String, HttpError> {
     let started = Instant::now();
-    let Call { tenant, params } = call(querier, method, headers, raw_query, body)?;
+    let Call { tenant, params } = call;
     let query = params.query()?;
     let expr =
         sluice_logql::parse_expr(query).map_err(|err| HttpError::bad_request(err.to_string()))?;
@@ -337,69 +317,50 @@ async fn format_query(method: Method, RawQuery(raw_query): RawQuery, body: Bytes
 
 async fn label_names(
     State(querier): State<Arc<Querier>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(label_lookup(&querier, &method, &headers, raw_query, &body, None).await)
+    call: Call,
+) -> Result<LokiJson, HttpError> {
+    label_lookup(&querier, call, None).await
 }
 
 async fn label_values(
     State(querier): State<Arc<Querier>>,
     Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(label_lookup(&querier, &method, &headers, raw_query, &body, Some(&name)).await)
+    call: Call,
+) -> Result<LokiJson, HttpError> {
+    label_lookup(&querier, call, Some(&name)).await
 }
 
 async fn label_lookup(
     querier: &Querier,
-    method: &Method,
-    headers: &HeaderMap,
-    raw_query: Option<String>,
-    body: &Bytes,
+    call: Call,
     name: Option<&str>,
-) -> Result<String, HttpError> {
-    let Call { tenant, params } = call(querier, method, headers, raw_query, body)?;
+) -> Result<LokiJson, HttpError> {
+    let Call { tenant, params } = call;
     let range = params.range()?;
     let values = querier
         .labels(&tenant, name, range, params.get("query"))
         .await?;
-    Ok(labels_body(&values))
+    Ok(LokiJson(labels_body(&values)))
 }
 
-async fn series(
-    State(querier): State<Arc<Querier>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw_query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let result = async {
-        let Call { tenant, params } = call(&querier, &method, &headers, raw_query, &body)?;
-        let range = params.range()?;
-        let series = querier.series(&tenant, params.matches(), range).await?;
-        let mut out = String::from("{\"status\":\"success\",\"data\":[");
-        for (index, labels) in series.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
-            }
-            write_labels(
-                &mut out,
-                labels
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str())),
-            );
+async fn series(State(querier): State<Arc<Querier>>, call: Call) -> Result<LokiJson, HttpError> {
+    let Call { tenant, params } = call;
+    let range = params.range()?;
+    let series = querier.series(&tenant, params.matches(), range).await?;
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (index, labels) in series.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
         }
-        out.push_str("]}");
-        Ok(out)
+        write_labels(
+            &mut out,
+            labels
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
     }
-    .await;
-    respond(result)
+    out.push_str("]}");
+    Ok(LokiJson(out))
 }
 
 #[cfg(test)]
@@ -469,7 +430,7 @@ mod tests {
                 "pipeline error: 'X'.\nhint )\n\n",
             ),
         ] {
-            let response = respond(Err(HttpError::bad_request(message)));
+            let response = HttpError::bad_request(message).into_response();
             assert_eq!(response.status(), axum::http::StatusCode::BAD_REQUEST);
             assert_eq!(
                 response.headers()[header::CONTENT_TYPE],
