@@ -14,9 +14,14 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 ## test: install what the tests need, then run every test in the workspace
+# The integration tests use the binary built here (SLUICE_BIN) instead of
+# each test process asking cargo whether it is fresh.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
 test: test-deps
 	$(CARGO) build -p sluice --bin sluice
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	@export SLUICE_BIN=$(TARGET_DIR)/debug/sluice; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
