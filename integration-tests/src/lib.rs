@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use serde_json::{json, Value};
 
+pub mod cluster;
 pub mod durable;
 pub mod s3;
 

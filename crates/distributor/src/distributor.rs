@@ -4,10 +4,8 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use prometheus_client::registry::Registry;
-use sluice_common::tenant::ORG_ID_HEADER;
-use sluice_common::{ErrorCode, LimitsConfig, TenantId};
-use sluice_proto::logproto::pusher_client::PusherClient;
-use sluice_proto::GrpcChannel;
+use sluice_common::{LimitsConfig, TenantId};
+use sluice_ingester_client::Ingesters;
 
 use crate::config::DistributorConfig;
 use crate::decode::{decode_push, JsonShape};
@@ -15,33 +13,31 @@ use crate::error::PushError;
 use crate::metrics::{BytesLabels, DistributorMetrics, TenantLabel};
 use crate::validate::validate;
 
-/// Accepts pushes and forwards them to the ingester over gRPC.
+/// Accepts pushes and replicates them to the ingesters over gRPC.
 #[derive(Debug)]
 pub struct Distributor {
     config: DistributorConfig,
     limits: LimitsConfig,
     auth_enabled: bool,
-    ingester: PusherClient<GrpcChannel>,
+    ingesters: Arc<Ingesters>,
     metrics: DistributorMetrics,
 }
 
 impl Distributor {
-    /// Creates a distributor pushing through `ingester` (an in-process or
-    /// network gRPC channel) and registers its metrics.
+    /// Creates a distributor pushing to the ingesters of `ingesters`' ring
+    /// and registers its metrics.
     pub fn new(
         config: DistributorConfig,
         limits: LimitsConfig,
         auth_enabled: bool,
-        ingester: GrpcChannel,
+        ingesters: Arc<Ingesters>,
         registry: &mut Registry,
     ) -> Arc<Distributor> {
         Arc::new(Distributor {
             config,
             limits,
             auth_enabled,
-            ingester: PusherClient::new(ingester)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
+            ingesters,
             metrics: DistributorMetrics::new(registry),
         })
     }
@@ -93,27 +89,8 @@ impl Distributor {
         tenant: &TenantId,
         request: sluice_proto::logproto::PushRequest,
     ) -> Result<(), PushError> {
-        let mut grpc_request = tonic::Request::new(request);
-        let tenant_value = tenant
-            .as_str()
-            .parse()
-            .map_err(|_| PushError::Invalid(format!("invalid tenant ID {tenant}")))?;
-        grpc_request
-            .metadata_mut()
-            .insert(ORG_ID_HEADER, tenant_value);
-        let mut client = self.ingester.clone();
-        client.push(grpc_request).boxed().await.map_err(|status| {
-            let code = ErrorCode::from_grpc_code(status.code());
-            tracing::warn!(%tenant, code = ?status.code(), message = status.message(), "ingester push failed");
-            PushError::Ingester {
-                code: if code == ErrorCode::Unavailable {
-                    ErrorCode::Internal
-                } else {
-                    code
-                },
-                message: status.message().to_string(),
-            }
-        })?;
-        Ok(())
+        crate::replicate::replicate(&self.ingesters, &self.metrics, tenant, request)
+            .boxed()
+            .await
     }
 }

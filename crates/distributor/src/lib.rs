@@ -1,7 +1,8 @@
 //! The distributor: Loki's push API (`/loki/api/v1/push`, `/api/prom/push`).
 //! Decodes protobuf+snappy or JSON bodies, validates streams and entries with
 //! Loki's rules and messages, and forwards what is valid to the ingester
-//! through the gRPC `Pusher` API.
+//! through the gRPC `Pusher` API to the stream's replication set on the
+//! ingester ring, waiting for a quorum.
 
 mod config;
 mod decode;
@@ -9,6 +10,7 @@ mod distributor;
 mod error;
 mod http;
 mod metrics;
+mod replicate;
 mod validate;
 
 pub use config::DistributorConfig;

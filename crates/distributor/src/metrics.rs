@@ -16,10 +16,17 @@ pub(crate) struct BytesLabels {
     pub(crate) retention_hours: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct IngesterLabel {
+    pub(crate) ingester: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DistributorMetrics {
     pub(crate) lines_received: Family<TenantLabel, Counter>,
     pub(crate) bytes_received: Family<BytesLabels, Counter>,
+    pub(crate) ingester_appends: Family<IngesterLabel, Counter>,
+    pub(crate) ingester_append_failures: Family<IngesterLabel, Counter>,
 }
 
 impl DistributorMetrics {
@@ -34,6 +41,16 @@ impl DistributorMetrics {
             "loki_distributor_bytes_received",
             "The total number of uncompressed bytes received per tenant.",
             metrics.bytes_received.clone(),
+        );
+        registry.register(
+            "loki_distributor_ingester_appends",
+            "The total number of batch appends sent to ingesters.",
+            metrics.ingester_appends.clone(),
+        );
+        registry.register(
+            "loki_distributor_ingester_append_failures",
+            "The total number of failed batch appends sent to ingesters.",
+            metrics.ingester_append_failures.clone(),
         );
         metrics
     }

@@ -8,11 +8,13 @@ use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
 use sluice_common::{HttpError, LimitsConfig, TenantId};
+use sluice_ingester_client::Ingesters;
 use sluice_logql::{Expr, LogExpr};
-use sluice_proto::logproto::querier_client::QuerierClient;
 use sluice_proto::logproto::{self, LabelRequest, QueryRequest, SeriesRequest};
-use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos, GrpcChannel};
+use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 use sluice_storage::IndexCache;
+
+use crate::ingesters::ask_all;
 
 use crate::config::QuerierConfig;
 use crate::params::{Direction, TimeRange};
@@ -23,7 +25,7 @@ pub struct Querier {
     pub(crate) config: QuerierConfig,
     pub(crate) limits: LimitsConfig,
     pub(crate) auth_enabled: bool,
-    ingester: Option<QuerierClient<GrpcChannel>>,
+    ingesters: Option<Arc<Ingesters>>,
     store: Option<Arc<IndexCache>>,
 }
 
@@ -37,34 +39,29 @@ pub(crate) struct ResultStream {
 }
 
 impl Querier {
-    /// Creates a querier that reads through `ingester` (an in-process or
-    /// network gRPC channel).
-    /// `ingester` may be absent (a querier reading only the store, e.g.
-    /// after every ingester flushed and left); `store` may be absent (no
-    /// object storage configured).
+    /// Creates a querier that reads from the ingesters of a ring (for the
+    /// recent window) and the store. `ingesters` may be absent (a querier
+    /// reading only the store); `store` may be absent (no object storage
+    /// configured).
     pub fn new(
         config: QuerierConfig,
         limits: LimitsConfig,
         auth_enabled: bool,
-        ingester: Option<GrpcChannel>,
+        ingesters: Option<Arc<Ingesters>>,
         store: Option<Arc<IndexCache>>,
     ) -> Arc<Querier> {
         Arc::new(Querier {
             config,
             limits,
             auth_enabled,
-            ingester: ingester.map(|channel| {
-                QuerierClient::new(channel)
-                    .max_decoding_message_size(usize::MAX)
-                    .max_encoding_message_size(usize::MAX)
-            }),
+            ingesters,
             store,
         })
     }
 
     /// Returns the part of `range` the ingesters are asked about, if any.
     fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
-        self.ingester.as_ref()?;
+        self.ingesters.as_ref()?;
         let within =
             i64::try_from(self.config.query_ingesters_within.as_nanos()).unwrap_or(i64::MAX);
         let start = if within == 0 {
@@ -175,37 +172,42 @@ impl Querier {
         direction: Direction,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
-            let request = Self::request(
-                tenant,
-                QueryRequest {
-                    selector: log.to_string(),
-                    limit,
-                    start: Some(timestamp_from_nanos(ingester_range.start)),
-                    end: Some(timestamp_from_nanos(ingester_range.end)),
-                    direction: match direction {
-                        Direction::Forward => logproto::Direction::Forward,
-                        Direction::Backward => logproto::Direction::Backward,
-                    } as i32,
-                    shards: Vec::new(),
-                },
-            )?;
-            let mut client = client.clone();
-            let mut batches = client
-                .query(request)
-                .boxed()
-                .await
-                .map_err(|status| HttpError::from_status(&status))?
-                .into_inner();
-            while let Some(batch) = batches.next().boxed().await {
-                let batch = batch.map_err(|status| HttpError::from_status(&status))?;
-                for stream in batch.streams {
-                    by_labels.entry(stream.labels).or_default().extend(
-                        stream.entries.into_iter().map(|entry| {
-                            (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)
-                        }),
-                    );
-                }
+        if let (Some(ingesters), Some(ingester_range)) =
+            (&self.ingesters, self.ingester_range(range))
+        {
+            let query = QueryRequest {
+                selector: log.to_string(),
+                limit,
+                start: Some(timestamp_from_nanos(ingester_range.start)),
+                end: Some(timestamp_from_nanos(ingester_range.end)),
+                direction: match direction {
+                    Direction::Forward => logproto::Direction::Forward,
+                    Direction::Backward => logproto::Direction::Backward,
+                } as i32,
+                shards: Vec::new(),
+            };
+            let tenant = tenant.clone();
+            let answers = ask_all(ingesters, |mut client| {
+                let request = Self::request(&tenant, query.clone());
+                Box::pin(async move {
+                    let request = request.map_err(|err| err.to_status())?;
+                    let mut batches = client.query(request).boxed().await?.into_inner();
+                    let mut streams = Vec::new();
+                    while let Some(batch) = batches.next().boxed().await {
+                        streams.extend(batch?.streams);
+                    }
+                    Ok(streams)
+                })
+            })
+            .boxed()
+            .await?;
+            for stream in answers.into_iter().flatten() {
+                by_labels.entry(stream.labels).or_default().extend(
+                    stream
+                        .entries
+                        .into_iter()
+                        .map(|entry| (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)),
+                );
             }
         }
         if let Some(index) = &self.store {
@@ -254,25 +256,26 @@ impl Querier {
             None => Vec::new(),
         };
         let mut values = Vec::new();
-        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
-            let request = Self::request(
-                tenant,
-                LabelRequest {
-                    name: name.unwrap_or_default().to_string(),
-                    values: name.is_some(),
-                    start: Some(timestamp_from_nanos(ingester_range.start)),
-                    end: Some(timestamp_from_nanos(ingester_range.end)),
-                    query: query.unwrap_or_default().to_string(),
-                },
-            )?;
-            let mut client = client.clone();
-            values = client
-                .label(request)
-                .boxed()
-                .await
-                .map_err(|status| HttpError::from_status(&status))?
-                .into_inner()
-                .values;
+        if let (Some(ingesters), Some(ingester_range)) =
+            (&self.ingesters, self.ingester_range(range))
+        {
+            let label_request = LabelRequest {
+                name: name.unwrap_or_default().to_string(),
+                values: name.is_some(),
+                start: Some(timestamp_from_nanos(ingester_range.start)),
+                end: Some(timestamp_from_nanos(ingester_range.end)),
+                query: query.unwrap_or_default().to_string(),
+            };
+            let answers = ask_all(ingesters, |mut client| {
+                let request = Self::request(tenant, label_request.clone());
+                Box::pin(async move {
+                    let request = request.map_err(|err| err.to_status())?;
+                    Ok(client.label(request).boxed().await?.into_inner().values)
+                })
+            })
+            .boxed()
+            .await?;
+            values.extend(answers.into_iter().flatten());
         }
         if let Some(index) = &self.store {
             let found = crate::store::series(index, tenant, &matchers, range.start, range.end)
@@ -310,24 +313,25 @@ impl Querier {
             );
         }
         let mut series: Vec<Vec<(String, String)>> = Vec::new();
-        if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
-            let request = Self::request(
-                tenant,
-                SeriesRequest {
-                    start: Some(timestamp_from_nanos(ingester_range.start)),
-                    end: Some(timestamp_from_nanos(ingester_range.end)),
-                    groups: selectors.clone(),
-                    shards: Vec::new(),
-                },
-            )?;
-            let mut client = client.clone();
-            let response = client
-                .series(request)
-                .boxed()
-                .await
-                .map_err(|status| HttpError::from_status(&status))?
-                .into_inner();
-            series.extend(response.series.into_iter().map(|identifier| {
+        if let (Some(ingesters), Some(ingester_range)) =
+            (&self.ingesters, self.ingester_range(range))
+        {
+            let series_request = SeriesRequest {
+                start: Some(timestamp_from_nanos(ingester_range.start)),
+                end: Some(timestamp_from_nanos(ingester_range.end)),
+                groups: selectors.clone(),
+                shards: Vec::new(),
+            };
+            let answers = ask_all(ingesters, |mut client| {
+                let request = Self::request(tenant, series_request.clone());
+                Box::pin(async move {
+                    let request = request.map_err(|err| err.to_status())?;
+                    Ok(client.series(request).boxed().await?.into_inner().series)
+                })
+            })
+            .boxed()
+            .await?;
+            series.extend(answers.into_iter().flatten().map(|identifier| {
                 let mut labels: Vec<(String, String)> = identifier.labels.into_iter().collect();
                 labels.sort();
                 labels

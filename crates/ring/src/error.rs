@@ -74,6 +74,14 @@ pub enum RingError {
         /// Healthy members found.
         found: usize,
     },
+    /// More members are unhealthy or not yet serving than a read tolerates.
+    #[error("too many unhealthy instances in the ring: {unavailable} unavailable, at most {allowed} tolerated")]
+    TooManyUnhealthy {
+        /// Members with tokens that cannot serve reads.
+        unavailable: usize,
+        /// `replication_factor - quorum(replication_factor)`.
+        allowed: usize,
+    },
     /// Not enough free tokens left in the `u32` space.
     #[error("cannot allocate {requested} tokens: only {free} free")]
     TokenSpaceExhausted {

@@ -155,6 +155,12 @@ impl InMemoryKv {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Drops every item, as a restarted memcached would.
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        self.inner.lock().items.clear();
+    }
 }
 
 impl KvStore for InMemoryKv {

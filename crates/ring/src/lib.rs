@@ -53,10 +53,14 @@ pub use config::{KvStoreConfig, KvStoreKind, MemcachedConfig, RingConfig};
 pub use desc::{Member, MemberState, RingDesc};
 pub use error::RingError;
 pub use kv::{AnyKv, CasId, InMemoryKv, KvStore, RetryPolicy};
-pub use lifecycler::{Lifecycler, RingWatcher};
+pub use lifecycler::{now_ms, Lifecycler, RingWatcher};
 pub use memcached::MemcachedKv;
 pub use ring::{quorum, stream_token, ReplicationSet, Ring};
 pub use tokens::generate_tokens;
 
 /// The KV key under which the ingester ring record is stored.
 pub const INGESTER_RING_KEY: &str = "sluice-ring-ingester";
+
+/// The KV key of the distributor ring (who the distributors are, for
+/// limits shared among them).
+pub const DISTRIBUTOR_RING_KEY: &str = "sluice-ring-distributor";

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -45,6 +45,9 @@ struct Shared<K> {
     key: String,
     config: RingConfig,
     local: Mutex<LocalMember>,
+    /// The last record read or written; restores the ring when the record
+    /// vanishes (memcached restarted empty or evicted it).
+    last_desc: Mutex<RingDesc>,
     ring_tx: watch::Sender<Arc<Ring>>,
 }
 
@@ -62,8 +65,16 @@ impl<K: KvStore> Shared<K> {
     }
 
     fn publish(&self, desc: &RingDesc) {
+        *self.last_desc.lock() = desc.clone();
         let ring = Ring::new(desc, self.config.zone_awareness_enabled);
         self.ring_tx.send_replace(Arc::new(ring));
+    }
+
+    /// The record to start from when the store has none: the last one
+    /// seen, so one heartbeat after a memcached restart brings back every
+    /// member (those that died meanwhile come back unhealthy, as before).
+    fn base(&self, stored: Option<RingDesc>) -> RingDesc {
+        stored.unwrap_or_else(|| self.last_desc.lock().clone())
     }
 
     /// Registers this instance, reusing its tokens if the record still has
@@ -76,7 +87,7 @@ impl<K: KvStore> Shared<K> {
         let desc = self
             .kv
             .update(&self.key, |desc| {
-                let mut desc = desc.unwrap_or_default();
+                let mut desc = self.base(desc);
                 let taken = desc.taken_tokens(&id);
                 let reusable = desc.members.get(&id).filter(|existing| {
                     existing.tokens.len() == num_tokens
@@ -118,13 +129,18 @@ impl<K: KvStore> Shared<K> {
     }
 
     /// Writes this instance's state and heartbeat, re-adding it if missing.
+    /// Joins first if the join never succeeded (the store was down at
+    /// startup).
     async fn heartbeat(&self) -> Result<(), RingError> {
         let local = self.local.lock().clone();
+        if local.tokens.is_empty() {
+            return self.join().await;
+        }
         let id = self.config.instance_id.clone();
         let desc = self
             .kv
             .update(&self.key, |desc| {
-                let mut desc = desc.unwrap_or_default();
+                let mut desc = self.base(desc);
                 desc.members
                     .insert(id.clone(), self.member(&local, now_ms()));
                 desc
@@ -139,7 +155,7 @@ impl<K: KvStore> Shared<K> {
         let desc = self
             .kv
             .update(&self.key, |desc| {
-                let mut desc = desc.unwrap_or_default();
+                let mut desc = self.base(desc);
                 desc.members.remove(&id);
                 desc
             })
@@ -175,6 +191,7 @@ impl<K: KvStore + 'static> Lifecycler<K> {
                     tokens: Vec::new(),
                     registered_ms: now_ms(),
                 }),
+                last_desc: Mutex::new(RingDesc::default()),
                 ring_tx,
             }),
             cancel: CancellationToken::new(),
@@ -182,22 +199,31 @@ impl<K: KvStore + 'static> Lifecycler<K> {
         })
     }
 
-    /// Joins the ring as JOINING and starts the heartbeat loop. Fails if the
-    /// KV store cannot be reached for the join.
+    /// Joins the ring as JOINING and starts the heartbeat loop. When the KV
+    /// store cannot be reached the error is logged and returned, but the
+    /// loop still starts and joins as soon as the store answers, so a
+    /// process need not fail because memcached is briefly down.
     pub async fn start(&self) -> Result<(), RingError> {
-        self.shared.join().await?;
-        info!(
-            instance = %self.shared.config.instance_id,
-            tokens = self.shared.config.num_tokens,
-            "joined ring"
-        );
+        let joined = self.shared.join().await;
+        match &joined {
+            Ok(()) => info!(
+                instance = %self.shared.config.instance_id,
+                tokens = self.shared.config.num_tokens,
+                "joined ring"
+            ),
+            Err(error) => warn!(
+                %error,
+                instance = %self.shared.config.instance_id,
+                "cannot join the ring yet, retrying every heartbeat"
+            ),
+        }
         let shared = Arc::clone(&self.shared);
         let cancel = self.cancel.clone();
         let handle = tokio::spawn(heartbeat_loop(shared, cancel));
         if let Some(previous) = self.task.lock().replace(handle) {
             previous.abort();
         }
-        Ok(())
+        joined
     }
 
     /// Sets this instance's state and writes it to the ring at once. On a KV
@@ -285,6 +311,7 @@ async fn heartbeat_loop<K: KvStore>(shared: Arc<Shared<K>>, cancel: Cancellation
 /// and keeps the last good snapshot.
 pub struct RingWatcher {
     ring_rx: watch::Receiver<Arc<Ring>>,
+    refresh_tx: mpsc::Sender<oneshot::Sender<()>>,
     cancel: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -303,6 +330,7 @@ impl RingWatcher {
         refresh(&kv, &key, zone_awareness_enabled, &ring_tx).await;
         let cancel = CancellationToken::new();
         let loop_cancel = cancel.clone();
+        let (refresh_tx, mut refresh_rx) = mpsc::channel::<oneshot::Sender<()>>(8);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -311,11 +339,16 @@ impl RingWatcher {
                 tokio::select! {
                     () = loop_cancel.cancelled() => break,
                     _ = ticker.tick() => refresh(&kv, &key, zone_awareness_enabled, &ring_tx).await,
+                    Some(done) = refresh_rx.recv() => {
+                        refresh(&kv, &key, zone_awareness_enabled, &ring_tx).await;
+                        let _ = done.send(());
+                    }
                 }
             }
         });
         RingWatcher {
             ring_rx,
+            refresh_tx,
             cancel,
             task: Mutex::new(Some(task)),
         }
@@ -329,6 +362,15 @@ impl RingWatcher {
     /// Returns a receiver notified on every refresh.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Ring>> {
         self.ring_rx.clone()
+    }
+
+    /// Reads the ring now instead of at the next tick, and returns once
+    /// done (at once if the watcher is stopped).
+    pub async fn refresh(&self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.refresh_tx.send(done_tx).await.is_ok() {
+            let _ = done_rx.await;
+        }
     }
 
     /// Stops polling.
@@ -356,10 +398,14 @@ async fn refresh<K: KvStore>(
     ring_tx: &watch::Sender<Arc<Ring>>,
 ) {
     match kv.get_desc(key).await {
-        Ok(desc) => {
-            let ring = Ring::new(&desc.unwrap_or_default(), zone_awareness_enabled);
+        Ok(Some(desc)) => {
+            let ring = Ring::new(&desc, zone_awareness_enabled);
             ring_tx.send_replace(Arc::new(ring));
         }
+        // A missing record is a store that lost it (members leaving write
+        // an empty record, they never delete it): keep the last ring until
+        // the members' next heartbeats write it back.
+        Ok(None) => {}
         Err(error) => warn!(%error, key, "ring refresh failed, keeping the last ring"),
     }
 }
@@ -524,6 +570,59 @@ mod tests {
         .expect("watcher alive");
         watcher.stop().await;
         lifecycler.leave().await.expect("leave");
+    }
+
+    #[tokio::test]
+    async fn joins_once_the_kv_comes_up() {
+        let kv = FlakyKv::default();
+        kv.down.store(true, Ordering::SeqCst);
+        let lifecycler = Lifecycler::new(kv.clone(), "ring", config("a")).expect("config");
+        assert!(lifecycler.start().await.is_err());
+        assert!(lifecycler.tokens().is_empty());
+        kv.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(lifecycler.tokens().len(), 16);
+        let desc = kv
+            .inner
+            .get_desc("ring")
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(desc.members["a"].tokens, lifecycler.tokens());
+        lifecycler.leave().await.expect("leave");
+    }
+
+    #[tokio::test]
+    async fn a_lost_record_comes_back_whole() {
+        let kv = InMemoryKv::new();
+        let slow = RingConfig {
+            heartbeat_period: Duration::from_secs(3600),
+            heartbeat_timeout: Duration::from_secs(7200),
+            ..config("b")
+        };
+        let first = Lifecycler::new(kv.clone(), "ring", config("a")).expect("config");
+        let second = Lifecycler::new(kv.clone(), "ring", slow).expect("config");
+        second.start().await.expect("start");
+        first.start().await.expect("start");
+        second.set_state(MemberState::Active).await.expect("active");
+        first.set_state(MemberState::Active).await.expect("active");
+        let watcher =
+            RingWatcher::start(kv.clone(), "ring", false, Duration::from_millis(10)).await;
+        assert_eq!(watcher.ring().members().len(), 2);
+
+        kv.clear();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The watcher keeps the last ring rather than an empty one...
+        assert_eq!(watcher.ring().members().len(), 2);
+        // ...and one heartbeat of `a` restores `b` too, with its tokens.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let desc = kv.get_desc("ring").await.expect("get").expect("restored");
+        assert_eq!(desc.members.len(), 2);
+        assert_eq!(desc.members["b"].tokens, second.tokens());
+        assert_eq!(desc.members["b"].state, MemberState::Active);
+        watcher.stop().await;
+        first.leave().await.expect("leave");
+        second.leave().await.expect("leave");
     }
 
     #[test]

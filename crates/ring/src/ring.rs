@@ -139,18 +139,39 @@ impl Ring {
         })
     }
 
-    /// Returns every healthy ACTIVE or LEAVING member: the ingesters a query
-    /// must ask, since a LEAVING one still holds unflushed data.
-    pub fn read_members(&self, now_ms: i64, heartbeat_timeout: Duration) -> Vec<Member> {
+    /// Returns the members a read must ask: every healthy ACTIVE or LEAVING
+    /// member (a LEAVING one still holds unflushed data), and how many of
+    /// them may fail. A write reached a quorum of `replication_factor`
+    /// replicas, so a read survives `replication_factor - quorum` missing
+    /// members; members already missing (unhealthy, or JOINING and so not
+    /// serving reads yet) use up that budget first. Fails when they exceed
+    /// it, since some stream may then have no replica left to answer.
+    pub fn read_set(
+        &self,
+        replication_factor: usize,
+        now_ms: i64,
+        heartbeat_timeout: Duration,
+    ) -> Result<ReplicationSet, RingError> {
         let timeout_ms = duration_ms(heartbeat_timeout);
-        self.members
+        let (members, missing): (Vec<&Member>, Vec<&Member>) = self
+            .members
             .iter()
-            .filter(|member| {
+            .filter(|member| !member.tokens.is_empty())
+            .partition(|member| {
                 matches!(member.state, MemberState::Active | MemberState::Leaving)
                     && member.is_healthy(now_ms, timeout_ms)
-            })
-            .cloned()
-            .collect()
+            });
+        let budget = replication_factor.saturating_sub(quorum(replication_factor));
+        if missing.len() > budget {
+            return Err(RingError::TooManyUnhealthy {
+                unavailable: missing.len(),
+                allowed: budget,
+            });
+        }
+        Ok(ReplicationSet {
+            members: members.into_iter().cloned().collect(),
+            max_errors: budget - missing.len(),
+        })
     }
 
     /// Returns the percentage of the token space each member owns. A token
@@ -318,12 +339,20 @@ mod tests {
                 found: 2
             }
         ));
-        let readable: Vec<String> = ring
-            .read_members(NOW, TIMEOUT)
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(readable, ["a", "c", "e"]);
+        // `stale` and `joining` are missing: RF 5 tolerates 2, RF 3 only 1.
+        let readable = ring.read_set(5, NOW, TIMEOUT).expect("read set");
+        assert_eq!(ids(&readable), ["a", "c", "e"]);
+        assert_eq!(readable.max_errors, 0);
+        let err = ring
+            .read_set(3, NOW, TIMEOUT)
+            .expect_err("2 missing of RF 3");
+        assert!(matches!(
+            err,
+            RingError::TooManyUnhealthy {
+                unavailable: 2,
+                allowed: 1
+            }
+        ));
         assert!(Ring::healthy(&ring.members()[0], NOW + 60_000, TIMEOUT));
         assert!(!Ring::healthy(&ring.members()[0], NOW + 60_001, TIMEOUT));
     }

@@ -13,13 +13,19 @@ use sluice_common::readiness::Readiness;
 use sluice_distributor::Distributor;
 use sluice_ingester::service::IngesterService;
 use sluice_ingester::{Ingester, IngesterDeps};
+use sluice_ingester_client::{Ingesters, LocalIngester};
 use sluice_querier::Querier;
+use sluice_ring::{
+    AnyKv, Lifecycler, MemberState, RingConfig, DISTRIBUTOR_RING_KEY, INGESTER_RING_KEY,
+};
 use sluice_storage::{ChunkStore, IndexCache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::ops::{self, OpsState};
+use crate::ring_page::{self, RingPage};
+use crate::ring_setup;
 use crate::targets::{Module, Targets};
 use crate::telemetry::{register_build_info, RegistryHandle};
 
@@ -57,17 +63,35 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     );
     tracing::info!(backends = %store.describe(), "object storage ready");
 
+    let ring_config = ring_setup::resolve(&config.common.ring, grpc_addr);
+    if targets.uses_ring() {
+        ring_config.validate().context("common.ring")?;
+    }
+    let kv = AnyKv::from_config(&ring_config.kvstore).context("common.ring.kvstore")?;
+    let stop_servers = CancellationToken::new();
+    let mut background = Vec::new();
+
     let mut http_routes = Router::new();
-    let mut grpc_server = None;
+    let mut grpc_routes = tonic::service::RoutesBuilder::default();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    grpc_routes.add_service(health_service.clone());
     let mut ingester_task = None;
-    let mut ingester_channel = None;
-    let mut pusher_channel = None;
+    let mut ingester_lifecycler = None;
+    let mut local_ingester = None;
     if targets.has(Module::Ingester) {
         let wal_dir = if config.ingester.wal.dir.is_empty() {
             path_prefix.join("wal")
         } else {
             PathBuf::from(&config.ingester.wal.dir)
         };
+        // Join as JOINING first so the ring shows the instance while its
+        // WAL replays; ACTIVE (taking writes) only once replay is done.
+        let lifecycler = Arc::new(
+            Lifecycler::new(kv.clone(), INGESTER_RING_KEY, ring_config.clone())
+                .context("common.ring")?,
+        );
+        // A failed join is retried by the heartbeat loop.
+        let _ = lifecycler.start().await;
         let deps = IngesterDeps {
             store: Some(Arc::clone(&store)),
             wal_dir,
@@ -76,36 +100,99 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         let ingester = Ingester::open(config.ingester.clone(), deps, &mut registry)
             .await
             .context("starting the ingester")?;
+        if let Err(error) = lifecycler.set_state(MemberState::Active).await {
+            tracing::warn!(%error, "cannot write ACTIVE to the ring yet; the next heartbeat will");
+        }
         let service = IngesterService::new(Arc::clone(&ingester));
         http_routes = http_routes.merge(sluice_ingester::router(
             Arc::clone(&ingester),
             shutdown.clone(),
         ));
-        pusher_channel = Some(sluice_proto::in_process(
-            service.pusher_server(usize::MAX, usize::MAX),
-        ));
-        ingester_channel = Some(sluice_proto::in_process(
-            service.querier_server(usize::MAX, usize::MAX),
-        ));
-        grpc_server = Some(
-            tonic::transport::Server::builder()
-                .add_service(service.pusher_server(max_recv, max_send))
-                .add_service(service.querier_server(max_recv, max_send)),
-        );
+        local_ingester = Some(LocalIngester {
+            addr: ring_config.instance_addr.clone(),
+            channel: sluice_proto::in_process(
+                tonic::service::Routes::new(service.pusher_server(usize::MAX, usize::MAX))
+                    .add_service(service.querier_server(usize::MAX, usize::MAX))
+                    .add_service(health_service)
+                    .prepare(),
+            ),
+        });
+        grpc_routes
+            .add_service(service.pusher_server(max_recv, max_send))
+            .add_service(service.querier_server(max_recv, max_send));
         ingester_task = Some(tokio::spawn(Arc::clone(&ingester).run(shutdown.clone())));
+        ingester_lifecycler = Some(lifecycler);
     }
+    let ingester_ring = if targets.uses_ring() {
+        let watcher = ring_setup::watch(&kv, INGESTER_RING_KEY, &ring_config).await;
+        http_routes = http_routes.merge(ring_page::router(
+            RingPage {
+                title: "Ingester ring",
+                kv: kv.clone(),
+                key: INGESTER_RING_KEY,
+                watcher: Arc::clone(&watcher),
+                heartbeat_timeout: ring_config.heartbeat_timeout,
+            },
+            &["/ring", "/ingester/ring"],
+        ));
+        Some(watcher)
+    } else {
+        None
+    };
+    let ingesters_for = |prefix: &str, registry: &mut Registry| {
+        ingester_ring.as_ref().map(|watcher| {
+            let ingesters = Ingesters::new(
+                watcher.subscribe(),
+                ring_config.replication_factor,
+                ring_config.heartbeat_timeout,
+                config.ingester_client.clone(),
+                local_ingester.clone(),
+                prefix,
+                registry,
+            );
+            let maintenance =
+                tokio::spawn(Arc::clone(&ingesters).run_pool_maintenance(stop_servers.clone()));
+            (ingesters, maintenance)
+        })
+    };
+    let mut distributor_lifecycler = None;
     if targets.has(Module::Distributor) {
-        let channel = pusher_channel
-            .clone()
-            .context("the distributor needs an ingester in this process")?;
+        let (ingesters, maintenance) = ingesters_for("loki_distributor", &mut registry)
+            .context("the distributor needs the ingester ring")?;
+        background.push(maintenance);
         let distributor = Distributor::new(
             config.distributor.clone(),
             config.limits_config.clone(),
             config.auth_enabled,
-            channel,
+            ingesters,
             &mut registry,
         );
         http_routes = http_routes.merge(distributor.router());
+        // Distributors register in their own ring (one token each) so that
+        // limits shared among them know how many there are.
+        let member = RingConfig {
+            num_tokens: 1,
+            ..ring_config.clone()
+        };
+        let lifecycler = Arc::new(
+            Lifecycler::new(kv.clone(), DISTRIBUTOR_RING_KEY, member).context("common.ring")?,
+        );
+        let _ = lifecycler.start().await;
+        if let Err(error) = lifecycler.set_state(MemberState::Active).await {
+            tracing::warn!(%error, "cannot write ACTIVE to the distributor ring yet");
+        }
+        let watcher = ring_setup::watch(&kv, DISTRIBUTOR_RING_KEY, &ring_config).await;
+        http_routes = http_routes.merge(ring_page::router(
+            RingPage {
+                title: "Distributor ring",
+                kv: kv.clone(),
+                key: DISTRIBUTOR_RING_KEY,
+                watcher,
+                heartbeat_timeout: ring_config.heartbeat_timeout,
+            },
+            &["/distributor/ring"],
+        ));
+        distributor_lifecycler = Some(lifecycler);
     }
     if targets.has(Module::Querier) {
         let cache_dir = if config
@@ -123,21 +210,23 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             cache_dir,
             config.storage_config.index_shipper.resync_interval,
         ));
+        let ingesters = match ingesters_for("loki_querier", &mut registry) {
+            Some((ingesters, maintenance)) => {
+                background.push(maintenance);
+                Some(ingesters)
+            }
+            None => None,
+        };
         let querier = Querier::new(
             config.querier.clone(),
             config.limits_config.clone(),
             config.auth_enabled,
-            ingester_channel.clone(),
+            ingesters,
             Some(index),
         );
         http_routes = http_routes.merge(querier.router());
     }
-    if grpc_server.is_none() {
-        // Keep the gRPC port answering (health of the process) even when no
-        // gRPC service runs here.
-        grpc_server =
-            Some(tonic::transport::Server::builder().add_routes(tonic::service::Routes::default()));
-    }
+    let grpc_server = tonic::transport::Server::builder().add_routes(grpc_routes.routes());
 
     let ops_state = OpsState {
         readiness: readiness.clone(),
@@ -153,44 +242,74 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ));
 
     let http_task = tokio::spawn({
-        let shutdown = shutdown.clone();
+        let stop = stop_servers.clone();
         async move {
             axum::serve(http_listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }
     });
-    let grpc_task = grpc_server.map(|server| {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            server
+    let grpc_task = tokio::spawn({
+        let stop = stop_servers.clone();
+        async move {
+            grpc_server
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                    shutdown.cancelled_owned(),
+                    stop.cancelled_owned(),
                 )
                 .await
-        })
+        }
     });
     for module in targets.modules() {
         readiness.set_ready(module.name());
     }
-    tracing::info!(%http_addr, %grpc_addr, target = %config.target, "sluice started");
+    tracing::info!(
+        %http_addr,
+        %grpc_addr,
+        target = %config.target,
+        instance = %ring_config.instance_id,
+        instance_addr = %ring_config.instance_addr,
+        "sluice started"
+    );
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     for module in targets.modules() {
         readiness.set_not_ready(module.name());
     }
-    let grace = config.server.graceful_shutdown_timeout;
-    wait_for("HTTP server", http_task, grace).await;
-    if let Some(task) = grpc_task {
-        wait_for("gRPC server", task, grace).await;
+    if let Some(lifecycler) = &distributor_lifecycler {
+        if let Err(error) = lifecycler.leave().await {
+            tracing::warn!(%error, "cannot remove this distributor from the ring");
+        }
     }
     if let Some(task) = ingester_task {
-        // The ingester flushes on shutdown; its own flush_op_timeout bounds it.
+        // LEAVING: distributors stop writing here, queriers still read
+        // while the ingester flushes (its flush_op_timeout bounds that);
+        // then the instance leaves the ring. The servers keep running
+        // meanwhile so in-flight reads finish.
+        if let Some(lifecycler) = &ingester_lifecycler {
+            if let Err(error) = lifecycler.set_state(MemberState::Leaving).await {
+                tracing::warn!(%error, "cannot write LEAVING to the ring");
+            }
+        }
         if let Err(err) = task.await {
             tracing::error!(error = %err, "ingester task failed");
         }
+        if let Some(lifecycler) = &ingester_lifecycler {
+            if let Err(error) = lifecycler.leave().await {
+                tracing::warn!(%error, "cannot remove this ingester from the ring");
+            }
+        }
+    }
+    health_reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    stop_servers.cancel();
+    let grace = config.server.graceful_shutdown_timeout;
+    wait_for("HTTP server", http_task, grace).await;
+    wait_for("gRPC server", grpc_task, grace).await;
+    for task in background {
+        task.abort();
     }
     tracing::info!("sluice stopped");
     Ok(())

@@ -27,6 +27,7 @@ pub(crate) enum FlagValue {
     Text(String),
     Integer(i64),
     Boolean(bool),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,8 @@ enum Kind {
     Text,
     Integer,
     Boolean,
+    /// Comma-separated.
+    List,
 }
 
 /// Setting flags: name, config key path, type, help.
@@ -152,6 +155,54 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         Kind::Integer,
         "Longest accepted log line in bytes (0 = unlimited).",
     ),
+    (
+        "ring.store",
+        "common.ring.kvstore.store",
+        Kind::Text,
+        "Ring membership store: inmemory or memcached.",
+    ),
+    (
+        "ring.memcached.addresses",
+        "common.ring.kvstore.memcached.addresses",
+        Kind::List,
+        "Comma-separated host:port of the memcached servers holding the ring.",
+    ),
+    (
+        "ring.instance-id",
+        "common.ring.instance_id",
+        Kind::Text,
+        "This instance's id in the ring (default: the hostname).",
+    ),
+    (
+        "ring.instance-addr",
+        "common.ring.instance_addr",
+        Kind::Text,
+        "host:port other services dial for this instance's gRPC.",
+    ),
+    (
+        "ring.instance-availability-zone",
+        "common.ring.instance_availability_zone",
+        Kind::Text,
+        "This instance's zone, for zone-aware replication.",
+    ),
+    (
+        "ring.replication-factor",
+        "common.ring.replication_factor",
+        Kind::Integer,
+        "Ingesters each stream is written to.",
+    ),
+    (
+        "ring.heartbeat-period",
+        "common.ring.heartbeat_period",
+        Kind::Text,
+        "How often ring members heartbeat.",
+    ),
+    (
+        "ring.heartbeat-timeout",
+        "common.ring.heartbeat_timeout",
+        Kind::Text,
+        "Members silent for longer are unhealthy.",
+    ),
 ];
 
 /// A command line that cannot be understood.
@@ -209,6 +260,14 @@ impl Cli {
                             FlagValue::Boolean(parse_bool(&name, inline_value.as_deref())?)
                         }
                         Kind::Text => FlagValue::Text(take_value(&name, inline_value, &mut args)?),
+                        Kind::List => FlagValue::List(
+                            take_value(&name, inline_value, &mut args)?
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|item| !item.is_empty())
+                                .map(str::to_string)
+                                .collect(),
+                        ),
                         Kind::Integer => {
                             let text = take_value(&name, inline_value, &mut args)?;
                             let number = text.parse().map_err(|_| CliError::BadValue {

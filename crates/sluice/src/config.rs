@@ -10,7 +10,9 @@ use sluice_common::server::ServerConfig;
 use sluice_common::LimitsConfig;
 use sluice_distributor::DistributorConfig;
 use sluice_ingester::IngesterConfig;
+use sluice_ingester_client::IngesterClientConfig;
 use sluice_querier::QuerierConfig;
+use sluice_ring::RingConfig;
 use sluice_storage::{SchemaConfig, StorageConfig};
 
 use crate::cli::{Cli, FlagValue};
@@ -28,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) common: CommonConfig,
     pub(crate) distributor: DistributorConfig,
     pub(crate) ingester: IngesterConfig,
+    pub(crate) ingester_client: IngesterClientConfig,
     pub(crate) querier: QuerierConfig,
     pub(crate) limits_config: LimitsConfig,
     pub(crate) storage_config: StorageConfig,
@@ -40,6 +43,9 @@ pub(crate) struct Config {
 pub(crate) struct CommonConfig {
     /// Directory for on-disk state, created at startup.
     pub(crate) path_prefix: String,
+    /// The ingester ring: membership store, heartbeats, replication, and
+    /// this instance's id, address and zone.
+    pub(crate) ring: RingConfig,
 }
 
 impl Default for Config {
@@ -51,6 +57,7 @@ impl Default for Config {
             common: CommonConfig::default(),
             distributor: DistributorConfig::default(),
             ingester: IngesterConfig::default(),
+            ingester_client: IngesterClientConfig::default(),
             querier: QuerierConfig::default(),
             limits_config: LimitsConfig::default(),
             storage_config: StorageConfig::default(),
@@ -63,6 +70,11 @@ impl Default for CommonConfig {
     fn default() -> CommonConfig {
         CommonConfig {
             path_prefix: "./data".to_string(),
+            ring: RingConfig {
+                // Filled in at startup (hostname, gRPC port) when left empty.
+                instance_addr: String::new(),
+                ..RingConfig::default()
+            },
         }
     }
 }
@@ -90,6 +102,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "common",
     "distributor",
     "ingester",
+    "ingester_client",
     "querier",
     "limits_config",
     "storage_config",
@@ -188,6 +201,7 @@ fn flag_overrides(cli: &Cli) -> Dict {
             FlagValue::Text(text) => Value::from(text.clone()),
             FlagValue::Integer(number) => Value::from(*number),
             FlagValue::Boolean(flag) => Value::from(*flag),
+            FlagValue::List(items) => Value::from(items.clone()),
         };
         insert_path(&mut root, key, value);
     }

@@ -4,6 +4,8 @@ mod app;
 mod cli;
 mod config;
 mod ops;
+mod ring_page;
+mod ring_setup;
 mod targets;
 mod telemetry;
 

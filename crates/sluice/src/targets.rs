@@ -34,9 +34,8 @@ pub(crate) struct Targets {
 
 impl Targets {
     /// Parses a comma-separated target list. `all` is distributor, ingester
-    /// and querier. Until the ring exists the distributor reaches the
-    /// ingester in process, so it needs it in the same process; a querier
-    /// without an ingester reads the object store only.
+    /// and querier; any module may run alone, finding the others through
+    /// the ring.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
         let mut modules = Vec::new();
         for name in text
@@ -61,12 +60,6 @@ impl Targets {
         if modules.is_empty() {
             return Err("no target given".to_string());
         }
-        if modules.contains(&Module::Distributor) && !modules.contains(&Module::Ingester) {
-            return Err(
-                "the distributor currently reaches the ingester in process: run it with the ingester (e.g. -target=all)"
-                    .to_string(),
-            );
-        }
         Ok(Targets { modules })
     }
 
@@ -76,6 +69,16 @@ impl Targets {
 
     pub(crate) fn modules(&self) -> &[Module] {
         &self.modules
+    }
+
+    /// Returns whether a module of this process uses the ingester ring.
+    pub(crate) fn uses_ring(&self) -> bool {
+        self.modules.iter().any(|module| {
+            matches!(
+                module,
+                Module::Distributor | Module::Ingester | Module::Querier
+            )
+        })
     }
 }
 
@@ -102,7 +105,9 @@ mod tests {
             .unwrap_err()
             .contains("unknown target"));
         assert!(Targets::parse("").is_err());
-        assert!(Targets::parse("distributor").is_err());
+        assert!(Targets::parse("distributor")
+            .unwrap()
+            .has(Module::Distributor));
         assert!(Targets::parse("querier").unwrap().has(Module::Querier));
     }
 }

@@ -1,0 +1,150 @@
+//! Sends each stream of a push to its replication set and waits for a
+//! quorum of every stream's replicas.
+//!
+//! Streams are grouped by ingester so each ingester gets one request with
+//! all of its streams. The push succeeds as soon as every stream has been
+//! acknowledged by `replicas - max_errors` ingesters (2 of 3); it fails as
+//! soon as some stream has more failures than its set tolerates. Calls
+//! still in flight when the outcome is known run on in the background, so a
+//! slow third replica still gets the data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use sluice_common::tenant::ORG_ID_HEADER;
+use sluice_common::{ErrorCode, TenantId};
+use sluice_ingester_client::Ingesters;
+use sluice_proto::logproto::PushRequest;
+use sluice_ring::stream_token;
+
+use crate::error::PushError;
+use crate::metrics::{DistributorMetrics, IngesterLabel};
+
+/// What one stream still needs.
+struct StreamQuorum {
+    needed: usize,
+    failures_allowed: usize,
+    succeeded: usize,
+    failed: usize,
+}
+
+/// Pushes `request` (validated, canonical labels) for `tenant`.
+pub(crate) async fn replicate(
+    ingesters: &Arc<Ingesters>,
+    metrics: &DistributorMetrics,
+    tenant: &TenantId,
+    request: PushRequest,
+) -> Result<(), PushError> {
+    let ring = ingesters.ring();
+    let mut quorums = Vec::with_capacity(request.streams.len());
+    let mut by_ingester: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, stream) in request.streams.iter().enumerate() {
+        let token = stream_token(tenant.as_str(), &stream.labels);
+        let set = ingesters
+            .write_set(&ring, token)
+            .map_err(|err| PushError::Ingester {
+                code: ErrorCode::Internal,
+                message: err.to_string(),
+            })?;
+        quorums.push(StreamQuorum {
+            needed: set.members.len() - set.max_errors,
+            failures_allowed: set.max_errors,
+            succeeded: 0,
+            failed: 0,
+        });
+        for member in set.members {
+            by_ingester.entry(member.addr).or_default().push(index);
+        }
+    }
+    let tenant_value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = tenant
+        .as_str()
+        .parse()
+        .map_err(|_| PushError::Invalid(format!("invalid tenant ID {tenant}")))?;
+    let timeout = ingesters.remote_timeout();
+    let mut calls = FuturesUnordered::new();
+    for (addr, indexes) in by_ingester {
+        let streams = indexes
+            .iter()
+            .map(|&index| request.streams[index].clone())
+            .collect();
+        let mut grpc_request = tonic::Request::new(PushRequest { streams });
+        grpc_request.set_timeout(timeout);
+        grpc_request
+            .metadata_mut()
+            .insert(ORG_ID_HEADER, tenant_value.clone());
+        let client = ingesters.pusher(&addr);
+        let task = tokio::spawn(async move {
+            let result = match client {
+                Ok(mut client) => {
+                    match tokio::time::timeout(timeout, client.push(grpc_request).boxed()).await {
+                        Ok(result) => result.map(|_| ()),
+                        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                            "no answer within {timeout:?}"
+                        ))),
+                    }
+                }
+                Err(status) => Err(status),
+            };
+            (addr, indexes, result)
+        });
+        calls.push(task);
+    }
+    let mut pending = quorums.len();
+    while pending > 0 {
+        let Some(joined) = calls.next().await else {
+            break;
+        };
+        let (addr, indexes, result) = joined.map_err(|err| PushError::Ingester {
+            code: ErrorCode::Internal,
+            message: format!("push task failed: {err}"),
+        })?;
+        let label = IngesterLabel {
+            ingester: addr.clone(),
+        };
+        metrics.ingester_appends.get_or_create(&label).inc();
+        match result {
+            Ok(()) => {
+                for index in indexes {
+                    let quorum = &mut quorums[index];
+                    quorum.succeeded += 1;
+                    if quorum.succeeded == quorum.needed {
+                        pending -= 1;
+                    }
+                }
+            }
+            Err(status) => {
+                metrics.ingester_append_failures.get_or_create(&label).inc();
+                tracing::warn!(ingester = %addr, %tenant, code = ?status.code(), message = status.message(), "push to ingester failed");
+                for index in indexes {
+                    let quorum = &mut quorums[index];
+                    quorum.failed += 1;
+                    if quorum.failed > quorum.failures_allowed {
+                        return Err(push_error(&addr, &status));
+                    }
+                }
+            }
+        }
+    }
+    // Whatever is still in flight finishes on its own (tasks are detached
+    // when their handles drop).
+    Ok(())
+}
+
+/// Words an ingester's failure for the client: refusals of the data keep
+/// their 4xx code, everything else is a 5xx so the client retries.
+fn push_error(addr: &str, status: &tonic::Status) -> PushError {
+    let code = match ErrorCode::from_grpc_code(status.code()) {
+        ErrorCode::BadRequest => ErrorCode::BadRequest,
+        ErrorCode::RateLimited => ErrorCode::RateLimited,
+        ErrorCode::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        _ => ErrorCode::Internal,
+    };
+    let message = if code == ErrorCode::Internal {
+        format!("ingester {addr}: {}", status.message())
+    } else {
+        status.message().to_string()
+    };
+    PushError::Ingester { code, message }
+}
