@@ -62,10 +62,20 @@ impl Memcached {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server and starts an empty one on the same port.
-    pub fn restart(&mut self) {
+    /// Kills the server; [`Memcached::start_again`] brings up an empty one.
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the server and starts an empty one on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Starts an empty server on the same port after [`Memcached::stop`].
+    pub fn start_again(&mut self) {
         let port = self.port;
         // The old socket may linger for a moment.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -311,25 +311,36 @@ fn rolling_restart_under_continuous_push_loses_nothing() {
 }
 
 #[test]
-fn memcached_restart_changes_nothing_for_clients() {
+fn memcached_outage_and_restart_change_nothing_for_clients() {
     let mut cluster = Cluster::start();
     let distributor = cluster.node("distributor", "distributor-0");
     let querier = cluster.node("querier", "querier-0");
-    let data = Dataset::new("mcrestart", 3, 300, now_ns() - 600 * SEC);
-    for s in 0..data.streams {
-        assert_eq!(push_until_acked(&distributor, &batch(&data, s, 0, 100)), 0);
-    }
-    cluster.memcached.restart();
-    // Right after the restart the record is gone; clients keep the ring
-    // they had and pushes go on being acknowledged at once.
-    for s in 0..data.streams {
-        assert_eq!(
-            push_until_acked(&distributor, &batch(&data, s, 100, 200)),
-            0,
-            "push right after the memcached restart"
+    let data = Dataset::new("mcrestart", 3, 400, now_ns() - 600 * SEC);
+    let push_all = |from: usize, what: &str| {
+        for s in 0..data.streams {
+            assert_eq!(
+                push_until_acked(&distributor, &batch(&data, s, from, from + 100)),
+                0,
+                "{what}: push acknowledged at once"
+            );
+        }
+    };
+    push_all(0, "before");
+    // memcached goes away for longer than the heartbeat timeout: every
+    // component keeps the ring it last saw, with the health it had.
+    cluster.memcached.stop();
+    push_all(100, "memcached just stopped");
+    std::thread::sleep(Duration::from_secs(12));
+    push_all(200, "memcached down for 12s");
+    assert_reads_exactly(&querier, &data, &[300, 300, 300], "while memcached is down");
+    for node in cluster.ingesters.iter_mut() {
+        assert!(
+            node.try_wait().is_none(),
+            "an ingester exited during the outage"
         );
     }
-    // The members' heartbeats write the whole ring back.
+    // It comes back empty; the members' heartbeats write the ring back.
+    cluster.memcached.start_again();
     let deadline = Instant::now() + RING_TIMEOUT;
     loop {
         let record = cluster.memcached.command("get sluice-ring-ingester");
@@ -346,16 +357,11 @@ fn memcached_restart_changes_nothing_for_clients() {
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_ring_active(&querier, &INGESTERS, RING_TIMEOUT);
-    for s in 0..data.streams {
-        assert_eq!(
-            push_until_acked(&distributor, &batch(&data, s, 200, 300)),
-            0
-        );
-    }
+    push_all(300, "after memcached came back");
     assert_reads_exactly(
         &querier,
         &data,
-        &[300, 300, 300],
+        &[400, 400, 400],
         "after a memcached restart",
     );
 }

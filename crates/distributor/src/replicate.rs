@@ -55,7 +55,12 @@ pub(crate) async fn replicate(
             failed: 0,
         });
         for member in set.members {
-            by_ingester.entry(member.addr).or_default().push(index);
+            match by_ingester.get_mut(member.addr.as_str()) {
+                Some(indexes) => indexes.push(index),
+                None => {
+                    by_ingester.insert(member.addr.clone(), vec![index]);
+                }
+            }
         }
     }
     let tenant_value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = tenant

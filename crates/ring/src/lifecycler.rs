@@ -66,7 +66,7 @@ impl<K: KvStore> Shared<K> {
 
     fn publish(&self, desc: &RingDesc) {
         *self.last_desc.lock() = desc.clone();
-        let ring = Ring::new(desc, self.config.zone_awareness_enabled);
+        let ring = Ring::new(desc, self.config.zone_awareness_enabled).read_at(now_ms());
         self.ring_tx.send_replace(Arc::new(ring));
     }
 
@@ -399,7 +399,7 @@ async fn refresh<K: KvStore>(
 ) {
     match kv.get_desc(key).await {
         Ok(Some(desc)) => {
-            let ring = Ring::new(&desc, zone_awareness_enabled);
+            let ring = Ring::new(&desc, zone_awareness_enabled).read_at(now_ms());
             ring_tx.send_replace(Arc::new(ring));
         }
         // A missing record is a store that lost it (members leaving write

@@ -2,6 +2,7 @@
 //! token ownership.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::desc::{Member, MemberState, RingDesc};
@@ -35,8 +36,9 @@ fn fnv1_32(mut hash: u32, bytes: &[u8]) -> u32 {
 /// The members a stream is replicated to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicationSet {
-    /// Distinct healthy members, in ring order.
-    pub members: Vec<Member>,
+    /// Distinct healthy members, in ring order (shared with the snapshot,
+    /// so a lookup copies no member data).
+    pub members: Vec<Arc<Member>>,
     /// How many of them may fail with the write still reaching quorum.
     pub max_errors: usize,
 }
@@ -44,17 +46,25 @@ pub struct ReplicationSet {
 /// A ring snapshot built from a [`RingDesc`].
 #[derive(Clone, Debug, Default)]
 pub struct Ring {
-    members: Vec<Member>,
+    members: Vec<Arc<Member>>,
     /// `(token, index into members)`, sorted by token.
     tokens: Vec<(u32, usize)>,
     zone_awareness_enabled: bool,
     zone_count: usize,
+    /// When the record was read, Unix ms; 0 when unknown.
+    read_ms: i64,
 }
+
+/// How far past the last successful read of the record health is judged.
+/// Past that the ring is stale (the store is unreachable) and health is
+/// judged as of the read, so an outage of the store longer than the
+/// heartbeat timeout does not turn every member unhealthy.
+const STALE_AFTER_MS: i64 = 5_000;
 
 impl Ring {
     /// Builds a snapshot. Members without tokens own nothing.
     pub fn new(desc: &RingDesc, zone_awareness_enabled: bool) -> Self {
-        let members: Vec<Member> = desc.members.values().cloned().collect();
+        let members: Vec<Arc<Member>> = desc.members.values().cloned().map(Arc::new).collect();
         let mut tokens: Vec<(u32, usize)> = members
             .iter()
             .enumerate()
@@ -72,11 +82,28 @@ impl Ring {
             tokens,
             zone_awareness_enabled,
             zone_count,
+            read_ms: 0,
+        }
+    }
+
+    /// Records when the ring record was read (see [`Ring::get`]).
+    pub fn read_at(mut self, read_ms: i64) -> Self {
+        self.read_ms = read_ms;
+        self
+    }
+
+    /// The time health is judged at: `now_ms`, unless the record was last
+    /// read more than a few seconds ago, then shortly after that read.
+    fn clock(&self, now_ms: i64) -> i64 {
+        if self.read_ms == 0 {
+            now_ms
+        } else {
+            now_ms.min(self.read_ms.saturating_add(STALE_AFTER_MS))
         }
     }
 
     /// Returns all members, ordered by id.
-    pub fn members(&self) -> &[Member] {
+    pub fn members(&self) -> &[Arc<Member>] {
         &self.members
     }
 
@@ -94,6 +121,11 @@ impl Ring {
     /// as an error, we skip it and take the next member, so a dead ingester
     /// does not eat into the write's error budget. Fails when fewer than
     /// `quorum(replication_factor)` members qualify.
+    ///
+    /// Health is judged at `now_ms`, or, when the snapshot is stale (its
+    /// record could not be re-read for a while: the KV store is down), as
+    /// of shortly after its last read: members keep the health they had
+    /// instead of all timing out together.
     pub fn get(
         &self,
         key_hash: u32,
@@ -101,6 +133,7 @@ impl Ring {
         now_ms: i64,
         heartbeat_timeout: Duration,
     ) -> Result<ReplicationSet, RingError> {
+        let now_ms = self.clock(now_ms);
         let timeout_ms = duration_ms(heartbeat_timeout);
         let zone_aware = self.zone_awareness_enabled && self.zone_count >= replication_factor;
         let start = self.tokens.partition_point(|&(token, _)| token < key_hash);
@@ -140,8 +173,8 @@ impl Ring {
     }
 
     /// Returns the members a read must ask: every healthy ACTIVE or LEAVING
-    /// member (a LEAVING one still holds unflushed data), and how many of
-    /// them may fail. A write reached a quorum of `replication_factor`
+    /// member (a LEAVING one still holds unflushed data; health judged as in
+    /// [`Ring::get`]), and how many of them may fail. A write reached a quorum of `replication_factor`
     /// replicas, so a read survives `replication_factor - quorum` missing
     /// members; members already missing (unhealthy, or JOINING and so not
     /// serving reads yet) use up that budget first. Fails when they exceed
@@ -152,8 +185,9 @@ impl Ring {
         now_ms: i64,
         heartbeat_timeout: Duration,
     ) -> Result<ReplicationSet, RingError> {
+        let now_ms = self.clock(now_ms);
         let timeout_ms = duration_ms(heartbeat_timeout);
-        let (members, missing): (Vec<&Member>, Vec<&Member>) = self
+        let (members, missing): (Vec<&Arc<Member>>, Vec<&Arc<Member>>) = self
             .members
             .iter()
             .filter(|member| !member.tokens.is_empty())
@@ -355,6 +389,23 @@ mod tests {
         ));
         assert!(Ring::healthy(&ring.members()[0], NOW + 60_000, TIMEOUT));
         assert!(!Ring::healthy(&ring.members()[0], NOW + 60_001, TIMEOUT));
+    }
+
+    #[test]
+    fn a_stale_ring_keeps_the_health_it_had() {
+        let ring = Ring::new(&desc(vec![member("a", "", vec![10])]), false);
+        let later = NOW + 120_000;
+        assert!(ring.get(5, 1, later, TIMEOUT).is_err(), "heartbeat too old");
+        // Read just before the store went away: judged as of that read.
+        let stale = ring.clone().read_at(NOW);
+        assert_eq!(ids(&stale.get(5, 1, later, TIMEOUT).expect("set")), ["a"]);
+        assert_eq!(
+            ids(&stale.read_set(1, later, TIMEOUT).expect("read")),
+            ["a"]
+        );
+        // Read recently: judged now.
+        let fresh = ring.read_at(later - 1_000);
+        assert!(fresh.get(5, 1, later, TIMEOUT).is_err());
     }
 
     #[test]

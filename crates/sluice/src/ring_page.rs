@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 use sluice_ring::lifecycler::now_ms;
-use sluice_ring::{AnyKv, KvStore, Member, Ring, RingWatcher};
+use sluice_ring::{AnyKv, KvStore, Ring, RingWatcher};
 
 /// One ring as the page shows it.
 #[derive(Clone)]
@@ -68,7 +68,7 @@ fn shards(ring: &Ring, heartbeat_timeout: Duration, now: i64) -> Vec<Shard> {
     let ownership = ring.token_ownership();
     ring.members()
         .iter()
-        .map(|member: &Member| Shard {
+        .map(|member| Shard {
             id: member.id.clone(),
             state: member.state.to_string(),
             address: member.addr.clone(),
