@@ -8,11 +8,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc);
     std::env::set_var("PROTOC_INCLUDE", &include);
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let proto_file = proto_dir.join("logproto.proto");
-    println!("cargo:rerun-if-changed={}", proto_file.display());
+    let files = [
+        proto_dir.join("logproto.proto"),
+        proto_dir.join("frontend.proto"),
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&[proto_file], &[proto_dir, include])?;
+        .compile_protos(&files, &[proto_dir, include])?;
     Ok(())
 }

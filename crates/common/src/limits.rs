@@ -33,6 +33,24 @@ pub struct LimitsConfig {
     /// How far in the future an entry may be.
     #[serde(with = "humantime_serde_compat")]
     pub creation_grace_period: Duration,
+    /// The query frontend splits range queries at multiples of this (0: no
+    /// splitting). Also the results cache's bucket.
+    #[serde(with = "humantime_serde_compat")]
+    pub split_queries_by_interval: Duration,
+    /// Most sub-queries of one query run at once.
+    pub max_query_parallelism: usize,
+    /// Longest `end - start` of a query (0: unlimited).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_query_length: Duration,
+    /// Results newer than this are not cached.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_cache_freshness_per_query: Duration,
+    /// Longest a query may run in the frontend (0: unlimited).
+    #[serde(with = "humantime_serde_compat")]
+    pub query_timeout: Duration,
+    /// Queries may not reach further back than this (0: unlimited).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_query_lookback: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -48,6 +66,13 @@ impl Default for LimitsConfig {
             reject_old_samples: true,
             reject_old_samples_max_age: Duration::from_secs(7 * 24 * 3600),
             creation_grace_period: Duration::from_secs(10 * 60),
+            // Loki's default is 30m; the design notes (and Sluice) use 24h.
+            split_queries_by_interval: Duration::from_secs(24 * 3600),
+            max_query_parallelism: 32,
+            max_query_length: Duration::from_secs(721 * 3600),
+            max_cache_freshness_per_query: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(60),
+            max_query_lookback: Duration::ZERO,
         }
     }
 }

@@ -10,6 +10,12 @@ mod time;
 pub use channel::{from_tonic, in_process, GrpcChannel};
 pub use time::{timestamp_from_nanos, timestamp_to_nanos};
 
+/// Generated `frontend` package: the query frontend's worker protocol.
+#[allow(clippy::all, missing_docs, unreachable_pub)]
+pub mod frontend {
+    tonic::include_proto!("frontend");
+}
+
 /// Generated `logproto` package.
 #[allow(clippy::all, missing_docs, unreachable_pub)]
 pub mod logproto {

@@ -16,6 +16,9 @@ pub struct QuerierConfig {
     pub query_ingesters_within: Duration,
     /// LogQL engine settings.
     pub engine: EngineConfig,
+    /// Queries this querier runs at once for the query frontend (one
+    /// worker stream each).
+    pub max_concurrent: usize,
 }
 
 /// `querier.engine`.
@@ -32,6 +35,7 @@ impl Default for QuerierConfig {
         QuerierConfig {
             query_ingesters_within: Duration::from_secs(3 * 3600),
             engine: EngineConfig::default(),
+            max_concurrent: 10,
         }
     }
 }

@@ -180,8 +180,13 @@ async fn run_log_query(
 }
 
 fn stats_json(exec_seconds: f64, entries: usize) -> String {
+    summary_stats(exec_seconds, entries, 0)
+}
+
+/// Loki's `stats` object with the summary Grafana reads.
+pub(crate) fn summary_stats(exec_seconds: f64, entries: usize, splits: usize) -> String {
     format!(
-        "{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":0,\"totalEntriesReturned\":{entries},\"splits\":0,\"shards\":0}}}}"
+        "{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":{splits},\"totalEntriesReturned\":{entries},\"splits\":{splits},\"shards\":0}}}}"
     )
 }
 
@@ -246,6 +251,12 @@ fn metric_body(value: &QueryValue, exec_seconds: f64) -> String {
 /// `{"status":"success","data":{"resultType":"streams","result":[…],"stats":{…}}}`.
 fn streams_body(streams: &[ResultStream], exec_seconds: f64) -> String {
     let entries: usize = streams.iter().map(|stream| stream.entries.len()).sum();
+    streams_body_with_stats(streams, &stats_json(exec_seconds, entries))
+}
+
+/// [`streams_body`] with a given `stats` object.
+pub(crate) fn streams_body_with_stats(streams: &[ResultStream], stats: &str) -> String {
+    let entries: usize = streams.iter().map(|stream| stream.entries.len()).sum();
     let line_bytes: usize = streams
         .iter()
         .flat_map(|stream| stream.entries.iter().map(|(_, line)| line.len()))
@@ -275,7 +286,7 @@ fn streams_body(streams: &[ResultStream], exec_seconds: f64) -> String {
         }
         out.push_str("]}");
     }
-    let _ = write!(out, "],\"stats\":{}}}}}", stats_json(exec_seconds, entries));
+    let _ = write!(out, "],\"stats\":{stats}}}}}");
     out
 }
 

@@ -6,6 +6,7 @@
 
 mod config;
 mod evaluate;
+pub mod frontend;
 mod http;
 mod ingesters;
 mod json;

@@ -384,7 +384,7 @@ pub(crate) fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
 /// Keeps the first `limit` entries over all streams in the query's
 /// direction. Each stream is already in that order, so what a stream keeps
 /// is a prefix of it.
-fn apply_limit(streams: &mut [ResultStream], limit: usize, direction: Direction) {
+pub(crate) fn apply_limit(streams: &mut [ResultStream], limit: usize, direction: Direction) {
     // Heap of (ordering key, stream index); the key makes the next entry in
     // the query's direction the greatest.
     let key = |timestamp: i64| match direction {

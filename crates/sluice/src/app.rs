@@ -8,12 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use prometheus_client::registry::Registry;
+use sluice_cache::CacheMetrics;
 use sluice_common::http_metrics::{self, HttpMetrics};
 use sluice_common::readiness::Readiness;
 use sluice_distributor::Distributor;
 use sluice_ingester::service::IngesterService;
 use sluice_ingester::{Ingester, IngesterDeps};
 use sluice_ingester_client::{Ingesters, LocalIngester};
+use sluice_querier::frontend::{spawn_workers, Frontend};
 use sluice_querier::Querier;
 use sluice_ring::{
     AnyKv, Lifecycler, MemberState, RingConfig, DISTRIBUTOR_RING_KEY, INGESTER_RING_KEY,
@@ -194,6 +196,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         ));
         distributor_lifecycler = Some(lifecycler);
     }
+    let mut querier_router = None;
     if targets.has(Module::Querier) {
         let cache_dir = if config
             .storage_config
@@ -224,7 +227,45 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ingesters,
             Some(index),
         );
-        http_routes = http_routes.merge(querier.router());
+        querier_router = Some(querier.router());
+    }
+    let cache_metrics = CacheMetrics::new(&mut registry);
+    let mut frontend_channel = None;
+    if targets.has(Module::QueryFrontend) {
+        let frontend = Frontend::new(
+            config.frontend.clone(),
+            config.query_range.clone(),
+            config.limits_config.clone(),
+            config.auth_enabled,
+            &cache_metrics,
+            &mut registry,
+        );
+        http_routes = http_routes.merge(frontend.router());
+        grpc_routes.add_service(frontend.grpc_server(max_recv, max_send));
+        frontend_channel = Some(sluice_proto::in_process(
+            frontend.grpc_server(usize::MAX, usize::MAX),
+        ));
+    }
+    if let Some(router) = querier_router {
+        // With a frontend in this process, the frontend owns the query
+        // routes and this querier works for it; otherwise the querier
+        // serves them itself and may also work for a remote frontend.
+        let channel = match frontend_channel {
+            Some(channel) => Some(channel),
+            None => {
+                http_routes = http_routes.merge(router.clone());
+                frontend_worker_channel(&config.frontend_worker.frontend_address)?
+            }
+        };
+        if let Some(channel) = channel {
+            background.extend(spawn_workers(
+                channel,
+                router,
+                config.querier.max_concurrent,
+                ring_config.instance_id.clone(),
+                stop_servers.clone(),
+            ));
+        }
     }
     let grpc_server = tonic::transport::Server::builder().add_routes(grpc_routes.routes());
 
@@ -313,6 +354,20 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     }
     tracing::info!("sluice stopped");
     Ok(())
+}
+
+/// A lazily connecting channel to the frontend at `address` (`host:port`),
+/// or `None` when no address is set.
+fn frontend_worker_channel(address: &str) -> anyhow::Result<Option<sluice_proto::GrpcChannel>> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .with_context(|| format!("frontend_worker.frontend_address {address:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    Ok(Some(sluice_proto::from_tonic(endpoint.connect_lazy())))
 }
 
 /// Waits for a server task to drain, at most `grace`.

@@ -11,6 +11,7 @@ use sluice_common::LimitsConfig;
 use sluice_distributor::DistributorConfig;
 use sluice_ingester::IngesterConfig;
 use sluice_ingester_client::IngesterClientConfig;
+use sluice_querier::frontend::{FrontendConfig, FrontendWorkerConfig, QueryRangeConfig};
 use sluice_querier::QuerierConfig;
 use sluice_ring::RingConfig;
 use sluice_storage::{SchemaConfig, StorageConfig};
@@ -32,6 +33,9 @@ pub(crate) struct Config {
     pub(crate) ingester: IngesterConfig,
     pub(crate) ingester_client: IngesterClientConfig,
     pub(crate) querier: QuerierConfig,
+    pub(crate) frontend: FrontendConfig,
+    pub(crate) frontend_worker: FrontendWorkerConfig,
+    pub(crate) query_range: QueryRangeConfig,
     pub(crate) limits_config: LimitsConfig,
     pub(crate) storage_config: StorageConfig,
     pub(crate) schema_config: SchemaConfig,
@@ -59,6 +63,9 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             ingester_client: IngesterClientConfig::default(),
             querier: QuerierConfig::default(),
+            frontend: FrontendConfig::default(),
+            frontend_worker: FrontendWorkerConfig::default(),
+            query_range: QueryRangeConfig::default(),
             limits_config: LimitsConfig::default(),
             storage_config: StorageConfig::default(),
             schema_config: SchemaConfig::default(),
@@ -104,6 +111,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "ingester",
     "ingester_client",
     "querier",
+    "frontend",
+    "frontend_worker",
+    "query_range",
     "limits_config",
     "storage_config",
     "schema_config",

@@ -8,6 +8,7 @@ pub(crate) enum Module {
     Distributor,
     Ingester,
     Querier,
+    QueryFrontend,
 }
 
 impl Module {
@@ -16,6 +17,7 @@ impl Module {
             Module::Distributor => "distributor",
             Module::Ingester => "ingester",
             Module::Querier => "querier",
+            Module::QueryFrontend => "query-frontend",
         }
     }
 }
@@ -33,8 +35,8 @@ pub(crate) struct Targets {
 }
 
 impl Targets {
-    /// Parses a comma-separated target list. `all` is distributor, ingester
-    /// and querier; any module may run alone, finding the others through
+    /// Parses a comma-separated target list. `all` is distributor, ingester,
+    /// querier and query-frontend; any module may run alone, finding the others through
     /// the ring.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
         let mut modules = Vec::new();
@@ -44,13 +46,19 @@ impl Targets {
             .filter(|name| !name.is_empty())
         {
             match name {
-                "all" => modules.extend([Module::Distributor, Module::Ingester, Module::Querier]),
+                "all" => modules.extend([
+                    Module::Distributor,
+                    Module::Ingester,
+                    Module::Querier,
+                    Module::QueryFrontend,
+                ]),
                 "distributor" => modules.push(Module::Distributor),
                 "ingester" => modules.push(Module::Ingester),
                 "querier" => modules.push(Module::Querier),
+                "query-frontend" => modules.push(Module::QueryFrontend),
                 other => {
                     return Err(format!(
-                        "unknown target {other:?}; available: all, distributor, ingester, querier"
+                        "unknown target {other:?}; available: all, distributor, ingester, querier, query-frontend"
                     ))
                 }
             }
@@ -91,7 +99,12 @@ mod tests {
         let targets = Targets::parse("all").unwrap();
         assert_eq!(
             targets.modules(),
-            &[Module::Distributor, Module::Ingester, Module::Querier]
+            &[
+                Module::Distributor,
+                Module::Ingester,
+                Module::Querier,
+                Module::QueryFrontend
+            ]
         );
         assert!(Targets::parse("ingester").unwrap().has(Module::Ingester));
         assert!(Targets::parse("ingester, querier")

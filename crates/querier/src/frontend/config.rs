@@ -1,0 +1,74 @@
+//! `frontend`, `query_range` and `frontend_worker` settings (Loki's keys).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_cache::CacheConfig;
+use sluice_common::server::humantime_serde_compat;
+
+/// `frontend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// Queued requests per tenant beyond which new ones get 429.
+    pub max_outstanding_per_tenant: usize,
+    /// Log queries slower than this (0: never).
+    #[serde(with = "humantime_serde_compat")]
+    pub log_queries_longer_than: Duration,
+}
+
+/// `query_range`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryRangeConfig {
+    /// Cache metric range query results.
+    pub cache_results: bool,
+    /// Where results are cached.
+    pub results_cache: ResultsCacheConfig,
+    /// Retries of a sub-query that failed with a 5xx.
+    pub max_retries: usize,
+    /// Move start and end onto multiples of the step (better cache reuse).
+    pub align_queries_with_step: bool,
+    /// Accepted for compatibility; sharding is not done (splitting is).
+    pub parallelise_shardable_queries: bool,
+}
+
+/// `query_range.results_cache`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsCacheConfig {
+    /// The cache backend (memcached or embedded).
+    pub cache: CacheConfig,
+    /// `""` or `snappy`; accepted, values are stored uncompressed.
+    pub compression: String,
+}
+
+/// `frontend_worker`: how queriers reach the frontend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontendWorkerConfig {
+    /// gRPC `host:port` of the query frontend; empty: this querier does not
+    /// pull work from a frontend (unless one runs in the same process).
+    pub frontend_address: String,
+}
+
+impl Default for FrontendConfig {
+    fn default() -> Self {
+        FrontendConfig {
+            max_outstanding_per_tenant: 2048,
+            log_queries_longer_than: Duration::ZERO,
+        }
+    }
+}
+
+impl Default for QueryRangeConfig {
+    fn default() -> Self {
+        QueryRangeConfig {
+            cache_results: false,
+            results_cache: ResultsCacheConfig::default(),
+            max_retries: 5,
+            align_queries_with_step: false,
+            parallelise_shardable_queries: true,
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The frontend's HTTP routes: `query_range` is split, cached and merged;
+//! every other query endpoint goes to a querier as it came.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::stream::{self, StreamExt};
+use sluice_common::duration::format_go_duration;
+use sluice_common::tenant::ORG_ID_HEADER;
+use sluice_common::time::now_nanos;
+use sluice_common::{ErrorCode, HttpError, TenantId};
+use sluice_logql::Expr;
+use sluice_proto::frontend::{Header, HttpRequest, HttpResponse};
+
+use super::results::{
+    matrix_body, merge_matrix, merge_streams, sort_matrix, Answer, LabelPairs, Matrix, Point,
+};
+use super::split::{log_splits, metric_splits};
+use super::Frontend;
+use crate::http::{streams_body_with_stats, summary_stats};
+use crate::params::{Direction, Params};
+
+/// Largest request body the frontend forwards.
+const MAX_BODY: usize = 16 << 20;
+
+/// Endpoints forwarded unchanged to a querier.
+const FORWARDED: &[&str] = &[
+    "/loki/api/v1/query",
+    "/loki/api/v1/labels",
+    "/loki/api/v1/label",
+    "/loki/api/v1/label/{name}/values",
+    "/loki/api/v1/series",
+    "/loki/api/v1/format_query",
+    "/loki/api/v1/index/stats",
+    "/loki/api/v1/index/volume",
+    "/loki/api/v1/index/volume_range",
+];
+
+pub(super) fn router(frontend: Arc<Frontend>) -> Router {
+    let mut router = Router::new().route(
+        "/loki/api/v1/query_range",
+        get(query_range).post(query_range),
+    );
+    for path in FORWARDED {
+        router = router.route(path, get(forward).post(forward));
+    }
+    router.with_state(frontend)
+}
+
+/// A request as the frontend holds it.
+struct Incoming {
+    tenant: TenantId,
+    method: Method,
+    path_and_query: String,
+    raw_query: Option<String>,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Incoming {
+    async fn read(frontend: &Frontend, request: Request) -> Result<Incoming, HttpError> {
+        let tenant = TenantId::from_headers(request.headers(), frontend.auth_enabled)?;
+        let method = request.method().clone();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| request.uri().path().to_string());
+        let raw_query = request.uri().query().map(str::to_string);
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|err| HttpError::bad_request(format!("reading the request body: {err}")))?;
+        Ok(Incoming {
+            tenant,
+            method,
+            path_and_query,
+            raw_query,
+            content_type,
+            body,
+        })
+    }
+
+    fn params(&self) -> Params {
+        let form = (self.method == Method::POST).then_some(self.body.as_ref());
+        Params::parse(self.raw_query.as_deref(), form)
+    }
+}
+
+fn tenant_header(tenant: &TenantId) -> Header {
+    Header {
+        key: ORG_ID_HEADER.to_string(),
+        values: vec![tenant.as_str().to_string()],
+    }
+}
+
+async fn forward(State(frontend): State<Arc<Frontend>>, request: Request) -> Response {
+    let incoming = match Incoming::read(&frontend, request).await {
+        Ok(incoming) => incoming,
+        Err(err) => return err.into_response(),
+    };
+    let mut headers = vec![tenant_header(&incoming.tenant)];
+    if let Some(content_type) = &incoming.content_type {
+        headers.push(Header {
+            key: header::CONTENT_TYPE.to_string(),
+            values: vec![content_type.to_str().unwrap_or_default().to_string()],
+        });
+    }
+    let request = HttpRequest {
+        method: incoming.method.to_string(),
+        url: incoming.path_and_query.clone(),
+        headers,
+        body: incoming.body.to_vec(),
+    };
+    match frontend.run(incoming.tenant.as_str(), request).await {
+        Ok(answer) => into_response(answer),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn into_response(answer: HttpResponse) -> Response {
+    let status = u16::try_from(answer.code)
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body).into_response();
+    for header in answer.headers {
+        if let (Ok(name), Some(Ok(value))) = (
+            header::HeaderName::from_bytes(header.key.as_bytes()),
+            header.values.first().map(|v| HeaderValue::from_str(v)),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// A querier's non-200 answer as the frontend's own error.
+fn answer_error(answer: &HttpResponse) -> HttpError {
+    let code = match answer.code {
+        400 => ErrorCode::BadRequest,
+        401 => ErrorCode::Unauthorized,
+        404 => ErrorCode::NotFound,
+        413 => ErrorCode::PayloadTooLarge,
+        429 => ErrorCode::RateLimited,
+        499 => ErrorCode::Cancelled,
+        503 => ErrorCode::Unavailable,
+        504 => ErrorCode::Timeout,
+        _ => ErrorCode::Internal,
+    };
+    // The querier's body is an `HttpError` (message + one newline);
+    // turning it back into one must not change a byte.
+    let message = String::from_utf8_lossy(&answer.body);
+    HttpError::new(
+        code,
+        message.strip_suffix('\n').unwrap_or(&message).to_string(),
+    )
+}
+
+async fn query_range(State(frontend): State<Arc<Frontend>>, request: Request) -> Response {
+    let started = Instant::now();
+    let query_text = request.uri().query().unwrap_or_default().to_string();
+    let timeout = frontend.limits.query_timeout;
+    let run = split_query_range(&frontend, request);
+    let result = if timeout.is_zero() {
+        run.await
+    } else {
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "query timed out after {} (query_timeout)",
+                    format_go_duration(i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX))
+                ),
+            )),
+        }
+    };
+    let slow = frontend.config.log_queries_longer_than;
+    if !slow.is_zero() && started.elapsed() > slow {
+        tracing::info!(params = %query_text, duration = ?started.elapsed(), "slow query");
+    }
+    match result {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// A `query_range` sub-request for `[start, end]` with `extra` params.
+fn sub_request(
+    tenant: &TenantId,
+    query: &str,
+    start: i64,
+    end: i64,
+    extra: &[(&str, String)],
+) -> HttpRequest {
+    let mut url = form_urlencoded::Serializer::new(String::from("/loki/api/v1/query_range?"));
+    url.append_pair("query", query)
+        .append_pair("start", &start.to_string())
+        .append_pair("end", &end.to_string());
+    for (key, value) in extra {
+        url.append_pair(key, value);
+    }
+    HttpRequest {
+        method: "GET".to_string(),
+        url: url.finish(),
+        headers: vec![tenant_header(tenant)],
+        body: Vec::new(),
+    }
+}
+
+/// Seconds with nanosecond digits, as `step` is read back exactly.
+fn seconds(nanos: i64) -> String {
+    format!(
+        "{}.{:09}",
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000)
+    )
+}
+
+async fn split_query_range(frontend: &Frontend, request: Request) -> Result<String, HttpError> {
+    let started = Instant::now();
+    let incoming = Incoming::read(frontend, request).await?;
+    let params = incoming.params();
+    let query = params.query()?.to_string();
+    let expr =
+        sluice_logql::parse_expr(&query).map_err(|err| HttpError::bad_request(err.to_string()))?;
+    let mut range = params.range()?;
+    let limits = &frontend.limits;
+    let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    if !limits.max_query_lookback.is_zero() {
+        range.start = range
+            .start
+            .max(now_nanos() - nanos(limits.max_query_lookback));
+        range.end = range.end.max(range.start);
+    }
+    let length = range.end - range.start;
+    if !limits.max_query_length.is_zero() && length > nanos(limits.max_query_length) {
+        return Err(HttpError::bad_request(format!(
+            "the query time range exceeds the limit (query length: {}, limit: {})",
+            format_go_duration(length),
+            format_go_duration(nanos(limits.max_query_length))
+        )));
+    }
+    let interval = nanos(limits.split_queries_by_interval);
+    let parallelism = limits.max_query_parallelism.max(1);
+    let tenant = &incoming.tenant;
+    if let Expr::Log(_) = expr {
+        let limit = params.limit(limits.max_entries_limit_per_query)?;
+        let direction = params.direction()?;
+        let mut extra = vec![
+            ("limit", limit.to_string()),
+            (
+                "direction",
+                match direction {
+                    Direction::Forward => "forward",
+                    Direction::Backward => "backward",
+                }
+                .to_string(),
+            ),
+        ];
+        if let Some(step_interval) = params.get("interval") {
+            extra.push(("interval", step_interval.to_string()));
+        }
+        let mut pieces = log_splits(range.start, range.end, interval);
+        if direction == Direction::Backward {
+            pieces.reverse();
+        }
+        let mut answers = Vec::new();
+        let mut entries = 0usize;
+        let mut sent = 0usize;
+        for batch in pieces.chunks(parallelism) {
+            sent += batch.len();
+            let replies = futures::future::join_all(batch.iter().map(|(start, end)| {
+                frontend.run(
+                    tenant.as_str(),
+                    sub_request(tenant, &query, *start, *end, &extra),
+                )
+            }))
+            .await;
+            for reply in replies {
+                let reply = reply?;
+                if reply.code != 200 {
+                    return Err(answer_error(&reply));
+                }
+                match Answer::decode(&reply.body)? {
+                    Answer::Streams(streams) => {
+                        entries += streams.iter().map(|s| s.entries.len()).sum::<usize>();
+                        answers.push(streams);
+                    }
+                    Answer::Matrix(_) => {
+                        return Err(HttpError::new(
+                            ErrorCode::Internal,
+                            "log query answered with a matrix",
+                        ))
+                    }
+                }
+            }
+            // Pieces run in the query's direction: once enough entries
+            // came back, later pieces cannot make it into the answer.
+            if entries >= limit as usize {
+                break;
+            }
+        }
+        frontend.split_queries.inc_by(sent as u64);
+        let merged = merge_streams(answers, limit as usize, direction);
+        let total = merged.iter().map(|s| s.entries.len()).sum();
+        let stats = summary_stats(started.elapsed().as_secs_f64(), total, sent);
+        return Ok(streams_body_with_stats(&merged, &stats));
+    }
+
+    let mut step = params.step()?;
+    if step == 0 {
+        step = sluice_logql::default_step_ns(range.start, range.end);
+    }
+    if frontend.query_range.align_queries_with_step {
+        range.start -= range.start.rem_euclid(step);
+        range.end -= range.end.rem_euclid(step);
+    }
+    let extra = vec![("step", seconds(step))];
+    let pieces = metric_splits(range.start, range.end, step, interval);
+    let piece_count = pieces.len();
+    let origin = range.start;
+    let results: Vec<Result<(Matrix, usize), HttpError>> = stream::iter(pieces)
+        .map(|(start, end)| {
+            frontend.metric_piece(tenant, &query, origin, step, interval, (start, end), &extra)
+        })
+        .buffered(parallelism)
+        .collect()
+        .await;
+    let mut matrix = BTreeMap::new();
+    let mut sent = 0;
+    for result in results {
+        let (piece, fetched) = result?;
+        sent += fetched;
+        merge_matrix(&mut matrix, piece);
+    }
+    sort_matrix(&mut matrix);
+    frontend.split_queries.inc_by(sent as u64);
+    let stats = summary_stats(started.elapsed().as_secs_f64(), 0, piece_count);
+    Ok(matrix_body(&matrix, &stats))
+}
+
+impl Frontend {
+    /// Runs one metric sub-query on a querier; returns its series.
+    pub(super) async fn fetch_matrix(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        (start, end): (i64, i64),
+        extra: &[(&str, String)],
+    ) -> Result<BTreeMap<LabelPairs, Vec<Point>>, HttpError> {
+        let reply = self
+            .run(
+                tenant.as_str(),
+                sub_request(tenant, query, start, end, extra),
+            )
+            .await?;
+        if reply.code != 200 {
+            return Err(answer_error(&reply));
+        }
+        match Answer::decode(&reply.body)? {
+            Answer::Matrix(matrix) => Ok(matrix),
+            Answer::Streams(_) => Err(HttpError::new(
+                ErrorCode::Internal,
+                "metric query answered with streams",
+            )),
+        }
+    }
+}
