@@ -27,7 +27,8 @@ pub struct QueryRangeConfig {
     pub results_cache: ResultsCacheConfig,
     /// Retries of a sub-query that failed with a 5xx.
     pub max_retries: usize,
-    /// Move start and end onto multiples of the step (better cache reuse).
+    /// Accepted for compatibility: start and end are always moved onto
+    /// multiples of the step, as the engine evaluates there anyway.
     pub align_queries_with_step: bool,
     /// Accepted for compatibility; sharding is not done (splitting is).
     pub parallelise_shardable_queries: bool,

@@ -324,9 +324,13 @@ async fn split_query_range(frontend: &Frontend, request: Request) -> Result<Stri
     if step == 0 {
         step = sluice_logql::default_step_ns(range.start, range.end);
     }
-    if frontend.query_range.align_queries_with_step {
-        range.start -= range.start.rem_euclid(step);
-        range.end -= range.end.rem_euclid(step);
+    // The engine evaluates at multiples of the step from start floored to
+    // end ceiled; cut on that same grid so every point lands in one piece
+    // (`align_queries_with_step` is therefore always in effect).
+    range.start -= range.start.rem_euclid(step);
+    let rem = range.end.rem_euclid(step);
+    if rem != 0 {
+        range.end += step - rem;
     }
     let extra = vec![("step", seconds(step))];
     let pieces = metric_splits(range.start, range.end, step, interval);

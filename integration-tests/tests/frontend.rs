@@ -1,0 +1,229 @@
+//! The query frontend in front of the queriers: split queries answer
+//! exactly what one unsplit query answers (across UTC midnight), the
+//! results cache in a real memcached serves repeated and extended
+//! dashboard queries, and the per-tenant queue refuses a flooding tenant
+//! without refusing another.
+
+use std::time::{Duration, Instant};
+
+use sluice_integration_tests::cluster::Memcached;
+use sluice_integration_tests::durable::{metric, post};
+use sluice_integration_tests::{now_ns, SluiceOptions, SluiceProcess, Stream, Value, SEC};
+
+const HOUR: i64 = 3600 * SEC;
+const DAY: i64 = 24 * HOUR;
+const LEVELS: [&str; 3] = ["info", "warn", "error"];
+
+/// The most recent UTC midnight at least two hours ago.
+fn midnight() -> i64 {
+    (now_ns() - 2 * HOUR).div_euclid(DAY) * DAY
+}
+
+/// Three streams with a line every 20 s over `[m - 3h, m + 90m)`.
+fn push_data(p: &SluiceProcess, m: i64) -> usize {
+    let mut total = 0;
+    for (index, level) in LEVELS.iter().enumerate() {
+        let entries: Vec<(i64, String)> = (0..)
+            .map(|i| m - 3 * HOUR + i * 20 * SEC + index as i64 * SEC)
+            .take_while(|ts| *ts < m + 90 * 60 * SEC)
+            .map(|ts| {
+                (
+                    ts,
+                    format!("level={level} msg=\"request {ts}\" took={}ms", ts % 997),
+                )
+            })
+            .collect();
+        total += entries.len();
+        for chunk in entries.chunks(500) {
+            p.push_proto_ok(
+                &[Stream::new(
+                    &format!(r#"{{job="fe", level="{level}"}}"#),
+                    chunk.iter().cloned(),
+                )],
+                None,
+            );
+        }
+    }
+    total
+}
+
+/// An `all` process holding the data, flushed to its store, and a
+/// querier-only process reading that store with no frontend: the
+/// unsplit reference.
+fn data_and_reference(extra_yaml: &str) -> (SluiceProcess, SluiceProcess, i64, usize) {
+    let mut options = SluiceOptions::new().extra_yaml(extra_yaml);
+    options
+        .extra_yaml
+        .push_str("querier:\n  query_ingesters_within: 0s\n");
+    let all = SluiceProcess::start(options);
+    let m = midnight();
+    let total = push_data(&all, m);
+    assert_eq!(post(&all, "/flush").status, 204);
+    let store = all.data_dir().join("chunks");
+    let reference = SluiceProcess::start(
+        SluiceOptions::new()
+            .target("querier")
+            .extra_yaml(&format!(
+                "storage_config:\n  filesystem:\n    directory: {}\n  index_shipper:\n    resync_interval: 1s\n",
+                store.display()
+            )),
+    );
+    // Wait until the reference sees every flushed line.
+    let query = r#"sum(count_over_time({job="fe"}[1d]))"#;
+    let time = (m + 2 * HOUR).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = reference.query(&[("query", query), ("time", time.as_str())], None);
+        if resp.status == 200
+            && resp.json()["data"]["result"][0]["value"][1].as_str()
+                == Some(total.to_string().as_str())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store never showed all lines: {}",
+            resp.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (all, reference, m, total)
+}
+
+fn range(p: &SluiceProcess, query: &str, start: i64, end: i64, extra: &[(&str, &str)]) -> Value {
+    let (start, end) = (start.to_string(), end.to_string());
+    let mut params = vec![
+        ("query", query),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    params.extend_from_slice(extra);
+    let json = p.query_range(&params, None).ok_json();
+    json["data"]["result"].clone()
+}
+
+#[test]
+fn split_queries_answer_exactly_what_one_query_answers() {
+    // 1h splits: the range crosses midnight and 4 other boundaries.
+    let (frontend, reference, m, _) =
+        data_and_reference("limits_config:\n  split_queries_by_interval: 1h\n");
+    let (start, end) = (m - 3 * HOUR - 17 * SEC, m + 100 * 60 * SEC);
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        (
+            r#"sum by (level) (count_over_time({job="fe"}[5m]))"#,
+            &[("step", "60")],
+        ),
+        (r#"rate({job="fe"} |= "request" [2m])"#, &[("step", "7m")]),
+        (
+            r#"max_over_time({job="fe"} | regexp "took=(?P<took>[0-9]+)ms" | unwrap took [10m])"#,
+            &[("step", "333")],
+        ),
+        (
+            r#"{job="fe"} |= "request""#,
+            &[("limit", "700"), ("direction", "backward")],
+        ),
+        (
+            r#"{job="fe"} | logfmt | level="warn""#,
+            &[("limit", "450"), ("direction", "forward")],
+        ),
+    ];
+    for (query, extra) in cases {
+        let split = range(&frontend, query, start, end, extra);
+        let unsplit = range(&reference, query, start, end, extra);
+        assert!(
+            split.as_array().is_some_and(|r| !r.is_empty()),
+            "{query}: empty result"
+        );
+        assert_eq!(
+            split, unsplit,
+            "{query} {extra:?}: split and unsplit differ"
+        );
+    }
+    assert!(metric(&frontend, "loki_query_frontend_split_queries") >= 20.0);
+}
+
+#[test]
+fn results_cache_in_memcached_serves_repeats_and_extensions() {
+    let memcached = Memcached::start();
+    let (frontend, reference, m, _) = data_and_reference(&format!(
+        "query_range:\n  cache_results: true\n  results_cache:\n    cache:\n      \
+         memcached_client:\n        addresses: [{}]\n        timeout: 2s\n\
+         limits_config:\n  max_cache_freshness_per_query: 10m\n",
+        memcached.addr()
+    ));
+    let query = r#"sum by (level) (count_over_time({job="fe"}[5m]))"#;
+    let step = [("step", "60")];
+    let (start, end) = (m - 2 * HOUR, m + 80 * 60 * SEC);
+
+    let first = range(&frontend, query, start, end, &step);
+    let hits_before = metric(&frontend, "loki_cache_hits");
+    let splits_before = metric(&frontend, "loki_query_frontend_split_queries");
+    let second = range(&frontend, query, start, end, &step);
+    assert_eq!(first, second);
+    assert_eq!(first, range(&reference, query, start, end, &step));
+    // Two pieces (either side of midnight), both answered from memcached.
+    assert_eq!(metric(&frontend, "loki_cache_hits") - hits_before, 2.0);
+    assert_eq!(
+        metric(&frontend, "loki_query_frontend_split_queries"),
+        splits_before,
+        "a repeated query sends nothing to the queriers"
+    );
+    let stats = memcached.command("stats");
+    let get_hits: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("STAT get_hits "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("get_hits in memcached stats");
+    assert!(get_hits >= 2, "memcached get_hits {get_hits}");
+
+    // A wider range fetches only the part before the cached extent.
+    let wider_start = start - 45 * 60 * SEC;
+    let wider = range(&frontend, query, wider_start, end, &step);
+    assert_eq!(
+        metric(&frontend, "loki_query_frontend_split_queries") - splits_before,
+        1.0,
+        "only the missing 45 minutes are queried"
+    );
+    assert_eq!(wider, range(&reference, query, wider_start, end, &step));
+}
+
+#[test]
+fn a_flooding_tenant_gets_429_and_another_tenant_is_served() {
+    let p = SluiceProcess::start(SluiceOptions::new().auth(true).extra_yaml(
+        "frontend:\n  max_outstanding_per_tenant: 2\nquerier:\n  max_concurrent: 1\n\
+             limits_config:\n  split_queries_by_interval: 1h\n",
+    ));
+    let now = now_ns();
+    for tenant in ["flood", "calm"] {
+        p.push_proto_ok(
+            &[Stream::new(r#"{job="q"}"#, [(now - 60 * SEC, "line")])],
+            Some(tenant),
+        );
+    }
+    let query = r#"sum(count_over_time({job="q"}[1m]))"#;
+    // 12 one-hour pieces at once: more than 2 may not wait in the queue.
+    let (start, end) = ((now - 12 * HOUR).to_string(), now.to_string());
+    let flood = p.query_range(
+        &[
+            ("query", query),
+            ("start", &start),
+            ("end", &end),
+            ("step", "60"),
+        ],
+        Some("flood"),
+    );
+    assert_eq!(flood.status, 429, "{}", flood.body);
+    assert_eq!(flood.body, "too many outstanding requests\n");
+    let calm_start = (now - 30 * 60 * SEC).to_string();
+    let calm = p.query_range(
+        &[
+            ("query", query),
+            ("start", &calm_start),
+            ("end", &end),
+            ("step", "60"),
+        ],
+        Some("calm"),
+    );
+    assert_eq!(calm.status, 200, "{}", calm.body);
+    assert!(metric(&p, "loki_query_frontend_discarded_requests") >= 1.0);
+}
