@@ -111,6 +111,30 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Directory for Sluice's on-disk state.",
     ),
     (
+        "ring.store",
+        "common.ring.kvstore.store",
+        Kind::Text,
+        "Ring membership store: memcached or inmemory.",
+    ),
+    (
+        "ring.instance-id",
+        "common.ring.instance_id",
+        Kind::Text,
+        "This member's id in the ring (default: the hostname).",
+    ),
+    (
+        "ring.instance-addr",
+        "common.ring.instance_addr",
+        Kind::Text,
+        "host:port other members dial for gRPC.",
+    ),
+    (
+        "ring.instance-availability-zone",
+        "common.ring.instance_availability_zone",
+        Kind::Text,
+        "This member's zone, for zone-aware replication.",
+    ),
+    (
         "ingester.chunk-encoding",
         "ingester.chunk_encoding",
         Kind::Text,
