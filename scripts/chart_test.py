@@ -318,6 +318,22 @@ def check_microservices(docs: list[dict], values: dict) -> None:
         assert stateful["spec"].get("volumeClaimTemplates"), "compactor has no volume"
     if frontend:
         find(docs, "Deployment", f"{RELEASE}-query-frontend")
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
+    kvstore = config["common"]["ring"]["kvstore"]
+    assert kvstore["store"] == "memcached", f"ring store {kvstore['store']}"
+    ring_values = values.get("memcached", {}).get("ring", {})
+    if ring_values.get("enabled", True):
+        for address in kvstore["memcached"]["addresses"]:
+            # <statefulset>-<ordinal>.<headless service>.<namespace>.svc:11211
+            match = re.fullmatch(r"(.+)-(\d+)\.(.+)\.(.+)\.svc:11211", address)
+            assert match, f"ring address {address}"
+            stateful = find(docs, "StatefulSet", match.group(1))
+            assert int(match.group(2)) < stateful["spec"]["replicas"], f"{address}: no such pod"
+            service = find(docs, "Service", match.group(3))
+            assert service["spec"]["clusterIP"] == "None" and match.group(3) == stateful["spec"]["serviceName"]
+            assert match.group(4) == NAMESPACE, address
+    else:
+        assert kvstore["memcached"]["addresses"] == ring_values["addresses"], kvstore
     memcached = {d["metadata"]["name"] for d in docs if d["kind"] == "StatefulSet" and "-memcached-" in d["metadata"]["name"]}
     expected = set()
     for key, instance in (("ring", "ring"), ("resultsCache", "results"), ("chunksCache", "chunks")):
@@ -392,7 +408,7 @@ def verify_workloads(report: Report, label: str, docs: list[dict], binary: Path,
             name = f"{label}: sluice -config.verify -target={target} ({name_of(doc)})"
             run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
 
-            def verify(args=args, run_env=run_env, container=container, target=target, name=name) -> None:
+            def verify(args=args, run_env=run_env, target=target, name=name) -> None:
                 result = subprocess.run(
                     [str(binary), *args, "-config.verify"],
                     env=run_env,
