@@ -17,7 +17,9 @@ describes). For every values set in RENDERS it
      with the workload's environment, so the binary accepts the config and
      flags every pod starts with.
 
-It also checks that Chart.yaml's appVersion is the binary's version, that
+It also checks that values.schema.json and the chart's own checks refuse
+bad values with a useful message, that Chart.yaml's appVersion is the
+binary's version, that
 k8s/ equals the default render (`--write-k8s` regenerates it), that the
 image's default config and the examples are valid, and prints
 `chart-test: N passed, M failed`.
@@ -373,6 +375,31 @@ def check_minio(docs: list[dict]) -> None:
     assert host == service["metadata"]["name"], f"endpoint {aws['endpoint']} is not the MinIO Service"
 
 
+# Values the chart must refuse, and a phrase the refusal must contain.
+BAD_VALUES = [
+    ({"ingester": {"replica": 3}}, "additional properties 'replica' not allowed"),
+    ({"deploymentMode": "distributed"}, "deploymentMode"),
+    ({"storage": {"type": "filesystem"}, "minio": {"enabled": False}}, "storage.type=filesystem works only with deploymentMode=singleBinary"),
+    ({"ingester": {"replicas": 2}}, "sluice.ring.replication_factor (3) exceeds ingester.replicas (2)"),
+    ({"memcached": {"ring": {"enabled": False}}}, "microservices mode needs a memcached for the ring"),
+    ({"sluice": {"auth_enabled": True}}, "set grafana.datasource.tenant"),
+    ({"storage": {"s3": {"endpoint": "minio:9000"}}}, "/storage/s3/endpoint"),
+]
+
+
+def check_refusals() -> None:
+    problems = []
+    for values, phrase in BAD_VALUES:
+        try:
+            render(values)
+        except Exception as err:
+            if phrase not in str(err):
+                problems.append(f"{values}: refused, but the message lacks {phrase!r}: {err}")
+            continue
+        problems.append(f"{values}: rendered, expected a refusal mentioning {phrase!r}")
+    assert not problems, "\n  " + "\n  ".join(problems)
+
+
 # ---------------------------------------------------------------------------
 # The binary
 
@@ -675,6 +702,7 @@ def main() -> int:
             report.check(f"{label}: MinIO bucket and endpoint", lambda docs=docs: check_minio(docs))
         verify_workloads(report, label, docs, args.sluice_bin, future)
 
+    report.check(f"values the chart refuses ({len(BAD_VALUES)})", check_refusals)
     report.check("Chart.yaml appVersion is the binary's version", lambda: check_app_version(args.sluice_bin))
     report.check("docker/sluice.yaml and the Dockerfile", lambda: check_image_config(args.sluice_bin))
     skip = can_emulate_image()
