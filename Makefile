@@ -4,7 +4,8 @@
 CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
-.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench doc clean
+.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench doc clean \
+	chart-test chart-test-deps k8s-manifests image
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
 run:
@@ -20,6 +21,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 test: test-deps
 	$(CARGO) build -p sluice --bin sluice
+	$(MAKE) --no-print-directory chart-test
 	@export SLUICE_BIN=$(TARGET_DIR)/debug/sluice; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -31,6 +33,37 @@ test: test-deps
 ## test-deps: tools and services the tests use that may be missing
 test-deps:
 	@scripts/test-deps.sh
+
+## chart-test: lint and render the Helm chart with Helm, validate the
+## manifests against the Kubernetes schemas, `sluice -config.verify` every
+## rendered config, and check k8s/ is in sync (scripts/chart_test.py)
+CHART_VENV := $(TARGET_DIR)/chart-test-venv
+
+chart-test: chart-test-deps
+	$(CARGO) build -p sluice --bin sluice
+	$(CHART_VENV)/bin/python scripts/chart_test.py --sluice-bin $(TARGET_DIR)/debug/sluice
+
+chart-test-deps: $(CHART_VENV)/.installed
+
+$(CHART_VENV)/.installed: scripts/chart-test-requirements.txt
+	python3 -m venv $(CHART_VENV)
+	$(CHART_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/chart-test-requirements.txt
+	touch $@
+
+## k8s-manifests: regenerate k8s/ (plain manifests) from the chart's defaults
+k8s-manifests: chart-test-deps
+	$(CHART_VENV)/bin/python scripts/chart_test.py --write-k8s
+
+## image: the container image (docker/Dockerfile), tagged with the version
+IMAGE ?= sluice/sluice
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+
+image:
+	docker build -f docker/Dockerfile \
+		--build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \
+		-t $(IMAGE):$(VERSION) .
 
 ## lint: formatting and clippy, as CI checks them
 lint: fmt-check clippy

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs and a fresh machine may lack: cargo (checked
-# only) and memcached, which the ring tests (crates/ring/tests/memcached.rs)
-# start on a free loopback port. Further services (e.g. an S3-protocol server)
+# only), memcached, which the ring tests (crates/ring/tests/memcached.rs)
+# start on a free loopback port, and python3 with venv, in which
+# `make chart-test` installs Helm's SDK and the Kubernetes schemas. Further services (e.g. an S3-protocol server)
 # get installed here as the tests grow to use them.
 set -euo pipefail
 
@@ -10,18 +11,39 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! command -v memcached >/dev/null 2>&1; then
-  echo "memcached not found: installing it with apt-get"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    sudo="sudo"
-  fi
-  if ! command -v apt-get >/dev/null 2>&1 ||
-    ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update &&
-      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y memcached; }; then
-    echo "could not install memcached: install it with your package manager (the ring tests need the memcached binary on PATH)" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+apt_updated=""
+
+# apt_install WHY PACKAGE...: installs Debian packages, or explains and fails.
+apt_install() {
+  local why="$1"
+  shift
+  echo "installing $* with apt-get ($why)"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "apt-get not found: install $* with your package manager ($why)" >&2
     exit 1
   fi
+  if [ -z "$apt_updated" ]; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update || true
+    apt_updated=1
+  fi
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
+    echo "could not install $*: install it with your package manager ($why)" >&2
+    exit 1
+  fi
+}
+
+if ! command -v memcached >/dev/null 2>&1; then
+  apt_install "the ring tests need the memcached binary on PATH" memcached
 fi
 
-echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V))"
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_install "make chart-test runs Helm's SDK from Python" python3 python3-venv
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_install "make chart-test makes a Python venv" python3-venv
+fi
+
+echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V), $(python3 --version))"

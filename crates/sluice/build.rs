@@ -11,10 +11,15 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let revision =
-        output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let branch =
-        output("git", &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // An image build has no .git: docker/Dockerfile passes these in.
+    let revision = std::env::var("SLUICE_REVISION")
+        .ok()
+        .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
+    let branch = std::env::var("SLUICE_BRANCH")
+        .ok()
+        .or_else(|| output("git", &["rev-parse", "--abbrev-ref", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".into());
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
@@ -25,4 +30,6 @@ fn main() {
     println!("cargo:rustc-env=SLUICE_BUILD_USER={user}");
     println!("cargo:rustc-env=SLUICE_BUILD_DATE={date}");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
+    println!("cargo:rerun-if-env-changed=SLUICE_REVISION");
+    println!("cargo:rerun-if-env-changed=SLUICE_BRANCH");
 }

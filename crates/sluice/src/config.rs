@@ -377,6 +377,43 @@ mod tests {
     }
 
     #[test]
+    fn ring_settings_from_yaml_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ring.yaml",
+                "common:\n  ring:\n    kvstore:\n      store: memcached\n      memcached:\n        addresses: [sluice-memcached-ring:11211]\n    replication_factor: 3\n",
+            )?;
+            let config = Config::load(
+                &cli(&[
+                    "-config.file=ring.yaml",
+                    "-ring.instance-addr=10.1.2.3:9095",
+                    "-ring.instance-id=ingester-0",
+                ]),
+                no_env,
+            )
+            .unwrap();
+            let ring = &config.common.ring;
+            assert_eq!(ring.kvstore.store, sluice_ring::KvStoreKind::Memcached);
+            assert_eq!(
+                ring.kvstore.memcached.addresses,
+                ["sluice-memcached-ring:11211"]
+            );
+            assert_eq!(ring.instance_addr, "10.1.2.3:9095");
+            assert_eq!(ring.instance_id, "ingester-0");
+            jail.create_file(
+                "typo.yaml",
+                "common:\n  ring:\n    kvstore:\n      stor: memcached\n",
+            )?;
+            let err = Config::load(&cli(&["-config.file=typo.yaml"]), no_env).unwrap_err();
+            assert!(
+                err.to_string().contains("common.ring.kvstore.stor"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn yaml_round_trips() {
         let config = Config::default();
         let yaml = config.to_yaml();
