@@ -188,6 +188,34 @@ fn results_cache_in_memcached_serves_repeats_and_extensions() {
 }
 
 #[test]
+fn chunk_cache_in_memcached_serves_repeated_store_reads() {
+    let memcached = Memcached::start();
+    let (all, reference, m, _) = data_and_reference("");
+    let cached = SluiceProcess::start(SluiceOptions::new().target("querier").extra_yaml(&format!(
+        "storage_config:\n  filesystem:\n    directory: {}\n\
+         chunk_store_config:\n  chunk_cache_config:\n    memcached_client:\n      \
+         addresses: [{}]\n      timeout: 2s\n",
+        all.data_dir().join("chunks").display(),
+        memcached.addr()
+    )));
+    let query = r#"{job="fe"} |= "request""#;
+    let params = [("limit", "2000"), ("direction", "forward")];
+    let (start, end) = (m - 3 * HOUR, m + 2 * HOUR);
+    let first = range(&cached, query, start, end, &params);
+    assert_eq!(metric(&cached, "loki_cache_hits"), 0.0);
+    let fetched = metric(&cached, "loki_cache_fetched_keys");
+    assert!(fetched > 0.0, "chunks were looked up in the cache");
+    let second = range(&cached, query, start, end, &params);
+    assert_eq!(first, second);
+    assert_eq!(first, range(&reference, query, start, end, &params));
+    assert_eq!(
+        metric(&cached, "loki_cache_hits"),
+        fetched,
+        "every chunk of the repeated query came from memcached"
+    );
+}
+
+#[test]
 fn a_flooding_tenant_gets_429_and_another_tenant_is_served() {
     let p = SluiceProcess::start(SluiceOptions::new().auth(true).extra_yaml(
         "frontend:\n  max_outstanding_per_tenant: 2\nquerier:\n  max_concurrent: 1\n\

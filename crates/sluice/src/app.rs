@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use prometheus_client::registry::Registry;
-use sluice_cache::CacheMetrics;
+use sluice_cache::{Cache, CacheMetrics};
 use sluice_common::http_metrics::{self, HttpMetrics};
 use sluice_common::readiness::Readiness;
 use sluice_distributor::Distributor;
@@ -59,9 +59,15 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     let max_recv = config.server.grpc_server_max_recv_msg_size;
     let max_send = config.server.grpc_server_max_send_msg_size;
     let path_prefix = PathBuf::from(&config.common.path_prefix);
+    let cache_metrics = CacheMetrics::new(&mut registry);
     let store = Arc::new(
         ChunkStore::new(&config.storage_config, &config.schema_config, &path_prefix)
-            .context("configuring object storage")?,
+            .context("configuring object storage")?
+            .with_chunk_cache(Cache::from_config(
+                "chunks",
+                &config.chunk_store_config.chunk_cache_config,
+                &cache_metrics,
+            )),
     );
     tracing::info!(backends = %store.describe(), "object storage ready");
 
@@ -229,7 +235,6 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         );
         querier_router = Some(querier.router());
     }
-    let cache_metrics = CacheMetrics::new(&mut registry);
     let mut frontend_channel = None;
     if targets.has(Module::QueryFrontend) {
         let frontend = Frontend::new(

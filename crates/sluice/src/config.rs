@@ -14,7 +14,7 @@ use sluice_ingester_client::IngesterClientConfig;
 use sluice_querier::frontend::{FrontendConfig, FrontendWorkerConfig, QueryRangeConfig};
 use sluice_querier::QuerierConfig;
 use sluice_ring::RingConfig;
-use sluice_storage::{SchemaConfig, StorageConfig};
+use sluice_storage::{ChunkStoreConfig, SchemaConfig, StorageConfig};
 
 use crate::cli::{Cli, FlagValue};
 use crate::targets::Targets;
@@ -38,6 +38,7 @@ pub(crate) struct Config {
     pub(crate) query_range: QueryRangeConfig,
     pub(crate) limits_config: LimitsConfig,
     pub(crate) storage_config: StorageConfig,
+    pub(crate) chunk_store_config: ChunkStoreConfig,
     pub(crate) schema_config: SchemaConfig,
 }
 
@@ -68,6 +69,7 @@ impl Default for Config {
             query_range: QueryRangeConfig::default(),
             limits_config: LimitsConfig::default(),
             storage_config: StorageConfig::default(),
+            chunk_store_config: ChunkStoreConfig::default(),
             schema_config: SchemaConfig::default(),
         }
     }
@@ -116,6 +118,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "query_range",
     "limits_config",
     "storage_config",
+    "chunk_store_config",
     "schema_config",
 ];
 

@@ -24,6 +24,14 @@ pub struct StorageConfig {
     pub index_shipper: IndexShipperConfig,
 }
 
+/// `chunk_store_config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkStoreConfig {
+    /// Cache of chunk objects queriers read (memcached or embedded).
+    pub chunk_cache_config: sluice_cache::CacheConfig,
+}
+
 /// `storage_config.filesystem`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

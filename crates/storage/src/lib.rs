@@ -15,7 +15,8 @@ mod store;
 
 pub use backend::ObjectStorage;
 pub use config::{
-    AwsConfig, AzureConfig, FilesystemConfig, GcsConfig, IndexShipperConfig, StorageConfig,
+    AwsConfig, AzureConfig, ChunkStoreConfig, FilesystemConfig, GcsConfig, IndexShipperConfig,
+    StorageConfig,
 };
 pub use error::StorageError;
 pub use index_cache::{select_series, IndexCache, SeriesChunks};

@@ -3,8 +3,10 @@
 //! schema period.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use sluice_cache::Cache;
 use sluice_chunk::{ChunkKey, ChunkRef, IndexFileName, MemChunk};
 
 use crate::backend::ObjectStorage;
@@ -30,6 +32,8 @@ pub struct Table {
 pub struct ChunkStore {
     periods: Vec<ResolvedPeriod>,
     backends: Vec<ObjectStorage>,
+    /// Chunk objects already read (`chunk_store_config.chunk_cache_config`).
+    chunk_cache: Option<Arc<Cache>>,
 }
 
 impl ChunkStore {
@@ -48,7 +52,19 @@ impl ChunkStore {
                 path_prefix,
             )?);
         }
-        Ok(ChunkStore { periods, backends })
+        Ok(ChunkStore {
+            periods,
+            backends,
+            chunk_cache: None,
+        })
+    }
+
+    /// Keeps chunk objects read from storage in `cache` (memcached or
+    /// embedded), so repeated queries read them from there. Cached bytes
+    /// are verified against the index's checksum like downloaded ones.
+    pub fn with_chunk_cache(mut self, cache: Option<Cache>) -> ChunkStore {
+        self.chunk_cache = cache.map(Arc::new);
+        self
     }
 
     /// Builds a store whose every period uses `backend` (for tests and
@@ -59,7 +75,11 @@ impl ChunkStore {
     ) -> Result<ChunkStore, StorageError> {
         let periods = schema.resolve()?;
         let backends = vec![backend; periods.len()];
-        Ok(ChunkStore { periods, backends })
+        Ok(ChunkStore {
+            periods,
+            backends,
+            chunk_cache: None,
+        })
     }
 
     /// Describes the backends, for logs.
@@ -141,6 +161,14 @@ impl ChunkStore {
     ) -> Result<MemChunk, StorageError> {
         let table = self.table_for(chunk.from_ns);
         let key = chunk.key(tenant, table.number).to_path();
+        if let Some(cache) = &self.chunk_cache {
+            let cached = cache.fetch(std::slice::from_ref(&key)).await.remove(&key);
+            if let Some(bytes) = cached.filter(|bytes| crc32fast::hash(bytes) == chunk.checksum) {
+                if let Ok(decoded) = MemChunk::decode(&bytes) {
+                    return Ok(decoded);
+                }
+            }
+        }
         let bytes = self.backend(table).get(&key).await?;
         let checksum = crc32fast::hash(&bytes);
         if checksum != chunk.checksum {
@@ -158,10 +186,14 @@ impl ChunkStore {
                 reason: "object larger than any chunk".to_string(),
             });
         }
-        MemChunk::decode(&bytes).map_err(|err| StorageError::Corrupt {
-            key,
+        let decoded = MemChunk::decode(&bytes).map_err(|err| StorageError::Corrupt {
+            key: key.clone(),
             reason: err.to_string(),
-        })
+        })?;
+        if let Some(cache) = &self.chunk_cache {
+            cache.store(&key, bytes.to_vec()).await;
+        }
+        Ok(decoded)
     }
 
     /// Returns the index directory of a table and tenant.
