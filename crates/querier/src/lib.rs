@@ -1,9 +1,11 @@
 //! The querier: Loki's HTTP query API (`query_range`, `query`, `labels`,
 //! `label/<name>/values`, `series`). It parses and validates requests with
 //! Loki's rules, asks the ingester over the gRPC `Querier` API, merges the
-//! batches and answers in Loki's exact JSON shapes.
+//! batches and answers in Loki's exact JSON shapes. Lines covered by delete
+//! requests are hidden from every result ([`DeleteFilterSource`]).
 
 mod config;
+mod deletes;
 mod evaluate;
 mod http;
 mod json;
@@ -12,4 +14,5 @@ mod querier;
 mod store;
 
 pub use config::QuerierConfig;
+pub use deletes::{DeleteFilter, DeleteFilterSource};
 pub use querier::Querier;

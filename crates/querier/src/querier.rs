@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
@@ -15,6 +15,7 @@ use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos, GrpcChannel};
 use sluice_storage::IndexCache;
 
 use crate::config::QuerierConfig;
+use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
 use crate::params::{Direction, TimeRange};
 
 /// Answers Loki's read API from the ingester.
@@ -25,6 +26,7 @@ pub struct Querier {
     pub(crate) auth_enabled: bool,
     ingester: Option<QuerierClient<GrpcChannel>>,
     store: Option<Arc<IndexCache>>,
+    deletes: OnceLock<SharedSource>,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -59,7 +61,33 @@ impl Querier {
                     .max_encoding_message_size(usize::MAX)
             }),
             store,
+            deletes: OnceLock::new(),
         })
+    }
+
+    /// Hides the lines of the tenants' delete requests from every query
+    /// result (call once, before serving; later calls are ignored).
+    pub fn hide_deleted_lines(&self, source: Arc<dyn DeleteFilterSource>) {
+        if self.deletes.set(source).is_err() {
+            tracing::warn!("delete filters were already set; keeping the first source");
+        }
+    }
+
+    /// Returns the tenant's delete filters that touch `range`.
+    async fn delete_filters(
+        &self,
+        tenant: &TenantId,
+        range: TimeRange,
+    ) -> Result<Vec<CompiledFilter>, HttpError> {
+        let Some(source) = self.deletes.get() else {
+            return Ok(Vec::new());
+        };
+        let filters = source.delete_filters(tenant.as_str()).await?;
+        Ok(filters
+            .iter()
+            .filter_map(CompiledFilter::compile)
+            .filter(|filter| filter.overlaps(range.start, range.end.max(range.start + 1)))
+            .collect())
     }
 
     /// Returns the part of `range` the ingesters are asked about, if any.
@@ -174,6 +202,9 @@ impl Querier {
         limit: u32,
         direction: Direction,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
+        let deletes = self.delete_filters(tenant, range).boxed().await?;
+        // Hidden lines must not use up the limit: read everything in range.
+        let limit = if deletes.is_empty() { limit } else { 0 };
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         if let (Some(client), Some(ingester_range)) = (&self.ingester, self.ingester_range(range)) {
             let request = Self::request(
@@ -235,6 +266,17 @@ impl Querier {
                     .entry(labels.to_string())
                     .or_default()
                     .extend(entries);
+            }
+        }
+        if !deletes.is_empty() {
+            for (labels_text, entries) in &mut by_labels {
+                let labels = sluice_chunk::Labels::parse(labels_text).map_err(|err| {
+                    HttpError::new(
+                        sluice_common::ErrorCode::Internal,
+                        format!("unparsable stream labels {labels_text:?}: {err}"),
+                    )
+                })?;
+                crate::deletes::apply(&deletes, &labels, entries);
             }
         }
         Ok(by_labels)
