@@ -18,6 +18,7 @@ use sluice_storage::{ChunkStore, IndexCache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::compactor_module::{self, CompactorModule};
 use crate::config::Config;
 use crate::ops::{self, OpsState};
 use crate::targets::{Module, Targets};
@@ -107,6 +108,21 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         );
         http_routes = http_routes.merge(distributor.router());
     }
+    let compactor = if targets.has(Module::Compactor) {
+        let module = CompactorModule::start(
+            &config,
+            &store,
+            &path_prefix,
+            writer_id(grpc_addr.port()),
+            &mut registry,
+            shutdown.clone(),
+        )
+        .await?;
+        http_routes = http_routes.merge(module.routes(&config));
+        Some(module)
+    } else {
+        None
+    };
     if targets.has(Module::Querier) {
         let cache_dir = if config
             .storage_config
@@ -130,6 +146,11 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ingester_channel.clone(),
             Some(index),
         );
+        if let Some(filters) =
+            compactor_module::delete_filters(&config, &store, &path_prefix, compactor.as_ref())?
+        {
+            querier.hide_deleted_lines(filters);
+        }
         http_routes = http_routes.merge(querier.router());
     }
     if grpc_server.is_none() {
@@ -185,6 +206,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     wait_for("HTTP server", http_task, grace).await;
     if let Some(task) = grpc_task {
         wait_for("gRPC server", task, grace).await;
+    }
+    if let Some(module) = compactor {
+        module.stopped().await;
     }
     if let Some(task) = ingester_task {
         // The ingester flushes on shutdown; its own flush_op_timeout bounds it.

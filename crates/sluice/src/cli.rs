@@ -42,7 +42,7 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "target",
         "target",
         Kind::Text,
-        "Comma-separated list of modules to run: all, distributor, ingester, querier.",
+        "Comma-separated list of modules to run: all, distributor, ingester, querier, compactor.",
     ),
     (
         "auth.enabled",
@@ -151,6 +151,24 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "limits_config.max_line_size",
         Kind::Integer,
         "Longest accepted log line in bytes (0 = unlimited).",
+    ),
+    (
+        "compactor.working-directory",
+        "compactor.working_directory",
+        Kind::Text,
+        "Compactor scratch directory.",
+    ),
+    (
+        "compactor.compaction-interval",
+        "compactor.compaction_interval",
+        Kind::Text,
+        "How often the compactor runs (10m).",
+    ),
+    (
+        "compactor.retention-enabled",
+        "compactor.retention_enabled",
+        Kind::Boolean,
+        "Apply retention and process delete requests.",
     ),
 ];
 

@@ -8,6 +8,7 @@ pub(crate) enum Module {
     Distributor,
     Ingester,
     Querier,
+    Compactor,
 }
 
 impl Module {
@@ -16,6 +17,7 @@ impl Module {
             Module::Distributor => "distributor",
             Module::Ingester => "ingester",
             Module::Querier => "querier",
+            Module::Compactor => "compactor",
         }
     }
 }
@@ -33,8 +35,8 @@ pub(crate) struct Targets {
 }
 
 impl Targets {
-    /// Parses a comma-separated target list. `all` is distributor, ingester
-    /// and querier. Until the ring exists the distributor reaches the
+    /// Parses a comma-separated target list. `all` is distributor, ingester,
+    /// querier and compactor. Until the ring exists the distributor reaches the
     /// ingester in process, so it needs it in the same process; a querier
     /// without an ingester reads the object store only.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
@@ -45,13 +47,19 @@ impl Targets {
             .filter(|name| !name.is_empty())
         {
             match name {
-                "all" => modules.extend([Module::Distributor, Module::Ingester, Module::Querier]),
+                "all" => modules.extend([
+                    Module::Distributor,
+                    Module::Ingester,
+                    Module::Querier,
+                    Module::Compactor,
+                ]),
                 "distributor" => modules.push(Module::Distributor),
                 "ingester" => modules.push(Module::Ingester),
                 "querier" => modules.push(Module::Querier),
+                "compactor" => modules.push(Module::Compactor),
                 other => {
                     return Err(format!(
-                        "unknown target {other:?}; available: all, distributor, ingester, querier"
+                        "unknown target {other:?}; available: all, distributor, ingester, querier, compactor"
                     ))
                 }
             }
@@ -88,7 +96,16 @@ mod tests {
         let targets = Targets::parse("all").unwrap();
         assert_eq!(
             targets.modules(),
-            &[Module::Distributor, Module::Ingester, Module::Querier]
+            &[
+                Module::Distributor,
+                Module::Ingester,
+                Module::Querier,
+                Module::Compactor
+            ]
+        );
+        assert_eq!(
+            Targets::parse("compactor").unwrap().modules(),
+            &[Module::Compactor]
         );
         assert!(Targets::parse("ingester").unwrap().has(Module::Ingester));
         assert!(Targets::parse("ingester, querier")
