@@ -13,6 +13,8 @@ pub enum ErrorCode {
     BadRequest,
     /// No tenant id was given while auth is enabled (401).
     Unauthorized,
+    /// The tenant may not use this feature (403).
+    Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
     /// A rate or size limit refused the request (429).
@@ -35,6 +37,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -50,6 +53,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => tonic::Code::InvalidArgument,
             ErrorCode::Unauthorized => tonic::Code::Unauthenticated,
+            ErrorCode::Forbidden => tonic::Code::PermissionDenied,
             ErrorCode::NotFound => tonic::Code::NotFound,
             ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
             ErrorCode::PayloadTooLarge => tonic::Code::OutOfRange,
@@ -66,6 +70,7 @@ impl ErrorCode {
         match code {
             tonic::Code::InvalidArgument => ErrorCode::BadRequest,
             tonic::Code::Unauthenticated => ErrorCode::Unauthorized,
+            tonic::Code::PermissionDenied => ErrorCode::Forbidden,
             tonic::Code::NotFound => ErrorCode::NotFound,
             tonic::Code::ResourceExhausted => ErrorCode::RateLimited,
             tonic::Code::OutOfRange => ErrorCode::PayloadTooLarge,
@@ -159,6 +164,7 @@ mod tests {
         for code in [
             ErrorCode::BadRequest,
             ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::RateLimited,
             ErrorCode::PayloadTooLarge,
@@ -175,6 +181,7 @@ mod tests {
     fn statuses_match_loki() {
         assert_eq!(ErrorCode::BadRequest.http_status().as_u16(), 400);
         assert_eq!(ErrorCode::Unauthorized.http_status().as_u16(), 401);
+        assert_eq!(ErrorCode::Forbidden.http_status().as_u16(), 403);
         assert_eq!(ErrorCode::RateLimited.http_status().as_u16(), 429);
         assert_eq!(ErrorCode::Cancelled.http_status().as_u16(), 499);
         assert_eq!(ErrorCode::Timeout.http_status().as_u16(), 504);

@@ -12,5 +12,5 @@ pub mod tenant;
 pub mod time;
 
 pub use error::{ErrorCode, HttpError, ServiceError};
-pub use limits::LimitsConfig;
+pub use limits::{DeletionMode, LimitsConfig, RetentionOverride, StreamRetention};
 pub use tenant::{TenantError, TenantId};

@@ -51,6 +51,93 @@ pub struct LimitsConfig {
     /// Queries may not reach further back than this (0: unlimited).
     #[serde(with = "humantime_serde_compat")]
     pub max_query_lookback: Duration,
+    /// How long log data is kept (0 = forever). Enforced by the compactor
+    /// when `compactor.retention_enabled` is true.
+    #[serde(with = "humantime_serde_compat")]
+    pub retention_period: Duration,
+    /// Per-stream retention rules (Loki's form). A stream takes the
+    /// period of the matching rule with the highest priority; among equal
+    /// priorities the shortest period wins; no match falls back to
+    /// `retention_period`.
+    pub retention_stream: Vec<StreamRetention>,
+    /// Per-stream retention rules in the design notes' form
+    /// (`{selector, retention}`): each is a `retention_stream` rule with
+    /// priority 0. Both lists may be given; they are merged.
+    pub retention_overrides: Vec<RetentionOverride>,
+    /// Whether log lines may be deleted through the delete API:
+    /// `disabled`, `filter-only` (hidden from queries, kept in storage) or
+    /// `filter-and-delete` (hidden and removed by the compactor).
+    pub deletion_mode: DeletionMode,
+    /// Loki's deprecated `allow_deletes`: accepted so older configs load,
+    /// and ignored as Loki ignores it; `deletion_mode` decides.
+    pub allow_deletes: bool,
+}
+
+/// One `limits_config.retention_stream` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRetention {
+    /// A LogQL stream selector, e.g. `{namespace="dev"}`.
+    pub selector: String,
+    /// Rules with a higher priority win over matching rules with a lower one.
+    #[serde(default)]
+    pub priority: i64,
+    /// How long matching streams are kept (at least 24h).
+    #[serde(with = "humantime_serde_compat")]
+    pub period: Duration,
+}
+
+/// One `limits_config.retention_overrides` rule (the design notes' form of
+/// a [`StreamRetention`] with priority 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionOverride {
+    /// A LogQL stream selector, e.g. `{tier="debug"}`.
+    pub selector: String,
+    /// How long matching streams are kept (at least 24h).
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+}
+
+/// `limits_config.deletion_mode`, with Loki's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeletionMode {
+    /// The delete API refuses the tenant (403).
+    Disabled,
+    /// Deleted lines are hidden from queries but stay in storage.
+    FilterOnly,
+    /// Deleted lines are hidden from queries and removed from storage.
+    #[default]
+    FilterAndDelete,
+}
+
+impl DeletionMode {
+    /// Returns whether the delete API accepts requests from the tenant.
+    pub fn allows_requests(self) -> bool {
+        !matches!(self, DeletionMode::Disabled)
+    }
+
+    /// Returns whether the compactor removes deleted lines from storage.
+    pub fn deletes_from_storage(self) -> bool {
+        matches!(self, DeletionMode::FilterAndDelete)
+    }
+}
+
+impl LimitsConfig {
+    /// Returns every per-stream retention rule, `retention_stream` first,
+    /// then `retention_overrides` as priority-0 rules.
+    pub fn stream_retention_rules(&self) -> Vec<StreamRetention> {
+        self.retention_stream
+            .iter()
+            .cloned()
+            .chain(self.retention_overrides.iter().map(|rule| StreamRetention {
+                selector: rule.selector.clone(),
+                priority: 0,
+                period: rule.retention,
+            }))
+            .collect()
+    }
 }
 
 impl Default for LimitsConfig {
@@ -73,6 +160,11 @@ impl Default for LimitsConfig {
             max_cache_freshness_per_query: Duration::from_secs(60),
             query_timeout: Duration::from_secs(60),
             max_query_lookback: Duration::ZERO,
+            retention_period: Duration::ZERO,
+            retention_stream: Vec::new(),
+            retention_overrides: Vec::new(),
+            deletion_mode: DeletionMode::default(),
+            allow_deletes: false,
         }
     }
 }

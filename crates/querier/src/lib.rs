@@ -2,9 +2,12 @@
 //! `label/<name>/values`, `series`). It parses and validates requests with
 //! Loki's rules, asks every ingester of the ring over the gRPC `Querier`
 //! API (recent window) and the store, merges and dedupes what the replicas
-//! and the store return, and answers in Loki's exact JSON shapes.
+//! and the store return, and answers in Loki's exact JSON shapes. Lines
+//! covered by delete requests are hidden from every result
+//! ([`DeleteFilterSource`]).
 
 mod config;
+mod deletes;
 mod evaluate;
 pub mod frontend;
 mod http;
@@ -15,4 +18,5 @@ mod querier;
 mod store;
 
 pub use config::QuerierConfig;
+pub use deletes::{DeleteFilter, DeleteFilterSource};
 pub use querier::Querier;

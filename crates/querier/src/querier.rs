@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
@@ -17,6 +17,7 @@ use sluice_storage::IndexCache;
 use crate::ingesters::ask_all;
 
 use crate::config::QuerierConfig;
+use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
 use crate::params::{Direction, TimeRange};
 
 /// Answers Loki's read API from the ingester.
@@ -27,6 +28,7 @@ pub struct Querier {
     pub(crate) auth_enabled: bool,
     ingesters: Option<Arc<Ingesters>>,
     store: Option<Arc<IndexCache>>,
+    deletes: OnceLock<SharedSource>,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -56,7 +58,33 @@ impl Querier {
             auth_enabled,
             ingesters,
             store,
+            deletes: OnceLock::new(),
         })
+    }
+
+    /// Hides the lines of the tenants' delete requests from every query
+    /// result (call once, before serving; later calls are ignored).
+    pub fn hide_deleted_lines(&self, source: Arc<dyn DeleteFilterSource>) {
+        if self.deletes.set(source).is_err() {
+            tracing::warn!("delete filters were already set; keeping the first source");
+        }
+    }
+
+    /// Returns the tenant's delete filters that touch `range`.
+    async fn delete_filters(
+        &self,
+        tenant: &TenantId,
+        range: TimeRange,
+    ) -> Result<Vec<CompiledFilter>, HttpError> {
+        let Some(source) = self.deletes.get() else {
+            return Ok(Vec::new());
+        };
+        let filters = source.delete_filters(tenant.as_str()).await?;
+        Ok(filters
+            .iter()
+            .filter_map(CompiledFilter::compile)
+            .filter(|filter| filter.overlaps(range.start, range.end.max(range.start + 1)))
+            .collect())
     }
 
     /// Returns the part of `range` the ingesters are asked about, if any.
@@ -171,6 +199,9 @@ impl Querier {
         limit: u32,
         direction: Direction,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
+        let deletes = self.delete_filters(tenant, range).boxed().await?;
+        // Hidden lines must not use up the limit: read everything in range.
+        let limit = if deletes.is_empty() { limit } else { 0 };
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         if let (Some(ingesters), Some(ingester_range)) =
             (&self.ingesters, self.ingester_range(range))
@@ -237,6 +268,17 @@ impl Querier {
                     .entry(labels.to_string())
                     .or_default()
                     .extend(entries);
+            }
+        }
+        if !deletes.is_empty() {
+            for (labels_text, entries) in &mut by_labels {
+                let labels = sluice_chunk::Labels::parse(labels_text).map_err(|err| {
+                    HttpError::new(
+                        sluice_common::ErrorCode::Internal,
+                        format!("unparsable stream labels {labels_text:?}: {err}"),
+                    )
+                })?;
+                crate::deletes::apply(&deletes, &labels, entries);
             }
         }
         Ok(by_labels)

@@ -24,6 +24,7 @@ use sluice_storage::{ChunkStore, IndexCache};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::compactor_module::{self, CompactorModule};
 use crate::config::Config;
 use crate::ops::{self, OpsState};
 use crate::ring_page::{self, RingPage};
@@ -202,6 +203,21 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         ));
         distributor_lifecycler = Some(lifecycler);
     }
+    let compactor = if targets.has(Module::Compactor) {
+        let module = CompactorModule::start(
+            &config,
+            &store,
+            &path_prefix,
+            writer_id(grpc_addr.port()),
+            &mut registry,
+            shutdown.clone(),
+        )
+        .await?;
+        http_routes = http_routes.merge(module.routes(&config));
+        Some(module)
+    } else {
+        None
+    };
     let mut querier_router = None;
     if targets.has(Module::Querier) {
         let cache_dir = if config
@@ -233,6 +249,11 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ingesters,
             Some(index),
         );
+        if let Some(filters) =
+            compactor_module::delete_filters(&config, &store, &path_prefix, compactor.as_ref())?
+        {
+            querier.hide_deleted_lines(filters);
+        }
         querier_router = Some(querier.router());
     }
     let mut frontend_channel = None;
@@ -327,6 +348,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         if let Err(error) = lifecycler.leave().await {
             tracing::warn!(%error, "cannot remove this distributor from the ring");
         }
+    }
+    if let Some(module) = compactor {
+        module.stopped().await;
     }
     if let Some(task) = ingester_task {
         // LEAVING: distributors stop writing here, queriers still read

@@ -45,7 +45,7 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "target",
         "target",
         Kind::Text,
-        "Comma-separated list of modules to run: all, distributor, ingester, querier.",
+        "Comma-separated list of modules to run: all, distributor, ingester, querier, compactor.",
     ),
     (
         "auth.enabled",
@@ -202,6 +202,24 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "common.ring.heartbeat_timeout",
         Kind::Text,
         "Members silent for longer are unhealthy.",
+    ),
+    (
+        "compactor.working-directory",
+        "compactor.working_directory",
+        Kind::Text,
+        "Compactor scratch directory.",
+    ),
+    (
+        "compactor.compaction-interval",
+        "compactor.compaction_interval",
+        Kind::Text,
+        "How often the compactor runs (10m).",
+    ),
+    (
+        "compactor.retention-enabled",
+        "compactor.retention_enabled",
+        Kind::Boolean,
+        "Apply retention and process delete requests.",
     ),
 ];
 

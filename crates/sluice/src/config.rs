@@ -8,6 +8,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sluice_common::server::ServerConfig;
 use sluice_common::LimitsConfig;
+use sluice_compactor::CompactorConfig;
 use sluice_distributor::DistributorConfig;
 use sluice_ingester::IngesterConfig;
 use sluice_ingester_client::IngesterClientConfig;
@@ -23,7 +24,8 @@ use crate::targets::Targets;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
-    /// Modules to run (comma-separated): all, distributor, ingester, querier.
+    /// Modules to run (comma-separated): all, distributor, ingester,
+    /// querier, compactor.
     pub(crate) target: String,
     /// Require `X-Scope-OrgID`; when false every request is tenant `fake`.
     pub(crate) auth_enabled: bool,
@@ -36,6 +38,7 @@ pub(crate) struct Config {
     pub(crate) frontend: FrontendConfig,
     pub(crate) frontend_worker: FrontendWorkerConfig,
     pub(crate) query_range: QueryRangeConfig,
+    pub(crate) compactor: CompactorConfig,
     pub(crate) limits_config: LimitsConfig,
     pub(crate) storage_config: StorageConfig,
     pub(crate) chunk_store_config: ChunkStoreConfig,
@@ -67,6 +70,7 @@ impl Default for Config {
             frontend: FrontendConfig::default(),
             frontend_worker: FrontendWorkerConfig::default(),
             query_range: QueryRangeConfig::default(),
+            compactor: CompactorConfig::default(),
             limits_config: LimitsConfig::default(),
             storage_config: StorageConfig::default(),
             chunk_store_config: ChunkStoreConfig::default(),
@@ -116,6 +120,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "frontend",
     "frontend_worker",
     "query_range",
+    "compactor",
     "limits_config",
     "storage_config",
     "chunk_store_config",
@@ -166,6 +171,8 @@ impl Config {
         self.server.http_addr().map_err(ConfigError::Invalid)?;
         self.server.grpc_addr().map_err(ConfigError::Invalid)?;
         self.ingester.validate().map_err(ConfigError::Invalid)?;
+        self.compactor.validate().map_err(ConfigError::Invalid)?;
+        sluice_compactor::validate_limits(&self.limits_config).map_err(ConfigError::Invalid)?;
         Targets::parse(&self.target)
             .map_err(|err| ConfigError::Invalid(format!("target: {err}")))?;
         if self.common.path_prefix.trim().is_empty() {
@@ -410,6 +417,69 @@ mod tests {
             let err = Config::load(&cli(&["-config.file=typo.yaml"]), no_env).unwrap_err();
             assert!(
                 err.to_string().contains("common.ring.kvstore.stor"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn compactor_and_retention_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "retention.yaml",
+                r#"
+compactor:
+  retention_enabled: true
+  compaction_interval: 1m
+  retention_delete_delay: 30m
+limits_config:
+  retention_period: 720h
+  deletion_mode: filter-only
+  retention_overrides:
+    - selector: '{tier="debug"}'
+      retention: 72h
+  retention_stream:
+    - selector: '{service="sigmalang"}'
+      priority: 1
+      period: 336h
+"#,
+            )?;
+            let config = Config::load(&cli(&["-config.file=retention.yaml"]), no_env).unwrap();
+            assert!(config.compactor.retention_enabled);
+            assert_eq!(config.compactor.compaction_interval.as_secs(), 60);
+            assert_eq!(config.limits_config.retention_period.as_secs(), 720 * 3600);
+            assert_eq!(
+                config.limits_config.retention_overrides[0]
+                    .retention
+                    .as_secs(),
+                72 * 3600
+            );
+            assert_eq!(config.limits_config.retention_stream[0].priority, 1);
+            assert_eq!(
+                config.limits_config.deletion_mode,
+                sluice_common::DeletionMode::FilterOnly
+            );
+            jail.create_file(
+                "bad-selector.yaml",
+                "limits_config:\n  retention_stream:\n    - selector: 'tier'\n      period: 48h\n",
+            )?;
+            let err = Config::load(&cli(&["-config.file=bad-selector.yaml"]), no_env).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("limits_config.retention_stream[0].selector"),
+                "{err}"
+            );
+            jail.create_file("typo.yaml", "compactor:\n  retention_enable: true\n")?;
+            let err = Config::load(&cli(&["-config.file=typo.yaml"]), no_env).unwrap_err();
+            assert!(
+                err.to_string().contains("compactor.retention_enable"),
+                "{err}"
+            );
+            jail.create_file("mode.yaml", "limits_config:\n  deletion_mode: sometimes\n")?;
+            let err = Config::load(&cli(&["-config.file=mode.yaml"]), no_env).unwrap_err();
+            assert!(
+                err.to_string().contains("limits_config.deletion_mode"),
                 "{err}"
             );
             Ok(())

@@ -2,6 +2,7 @@
 
 mod app;
 mod cli;
+mod compactor_module;
 mod config;
 mod ops;
 mod ring_page;

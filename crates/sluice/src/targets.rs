@@ -9,6 +9,7 @@ pub(crate) enum Module {
     Ingester,
     Querier,
     QueryFrontend,
+    Compactor,
 }
 
 impl Module {
@@ -18,6 +19,7 @@ impl Module {
             Module::Ingester => "ingester",
             Module::Querier => "querier",
             Module::QueryFrontend => "query-frontend",
+            Module::Compactor => "compactor",
         }
     }
 }
@@ -36,8 +38,8 @@ pub(crate) struct Targets {
 
 impl Targets {
     /// Parses a comma-separated target list. `all` is distributor, ingester,
-    /// querier and query-frontend; any module may run alone, finding the others through
-    /// the ring.
+    /// querier, query-frontend and compactor; any module may run alone,
+    /// finding the others through the ring.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
         let mut modules = Vec::new();
         for name in text
@@ -51,14 +53,16 @@ impl Targets {
                     Module::Ingester,
                     Module::Querier,
                     Module::QueryFrontend,
+                    Module::Compactor,
                 ]),
                 "distributor" => modules.push(Module::Distributor),
                 "ingester" => modules.push(Module::Ingester),
                 "querier" => modules.push(Module::Querier),
                 "query-frontend" => modules.push(Module::QueryFrontend),
+                "compactor" => modules.push(Module::Compactor),
                 other => {
                     return Err(format!(
-                        "unknown target {other:?}; available: all, distributor, ingester, querier, query-frontend"
+                        "unknown target {other:?}; available: all, distributor, ingester, querier, query-frontend, compactor"
                     ))
                 }
             }
@@ -103,8 +107,13 @@ mod tests {
                 Module::Distributor,
                 Module::Ingester,
                 Module::Querier,
-                Module::QueryFrontend
+                Module::QueryFrontend,
+                Module::Compactor
             ]
+        );
+        assert_eq!(
+            Targets::parse("compactor").unwrap().modules(),
+            &[Module::Compactor]
         );
         assert!(Targets::parse("ingester").unwrap().has(Module::Ingester));
         assert!(Targets::parse("ingester, querier")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::config::{AwsConfig, StorageConfig};
 use crate::error::StorageError;
@@ -81,6 +81,28 @@ impl ObjectStorage {
             .map_err(|source| backend_error("put", key, source))
     }
 
+    /// Stores an object only if no object exists at `key` (an atomic
+    /// conditional create). Returns whether this call created it.
+    pub async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .inner
+            .put_opts(
+                &ObjectPath::from(key),
+                PutPayload::from_bytes(bytes),
+                options,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(backend_error("conditional put", key, source)),
+        }
+    }
+
     /// Reads a whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
         let result = self
@@ -103,6 +125,25 @@ impl ObjectStorage {
             .try_collect()
             .await
             .map_err(|source| backend_error("list", prefix, source))
+    }
+
+    /// Lists the "directories" directly under a prefix: the distinct next
+    /// path segments of the keys below it, as full prefixes without a
+    /// trailing `/`.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let prefix_path = ObjectPath::from(prefix);
+        let listed = self
+            .inner
+            .list_with_delimiter(Some(&prefix_path))
+            .await
+            .map_err(|source| backend_error("list", prefix, source))?;
+        let mut dirs: Vec<String> = listed
+            .common_prefixes
+            .into_iter()
+            .map(|path| path.to_string())
+            .collect();
+        dirs.sort();
+        Ok(dirs)
     }
 
     /// Deletes an object; deleting a missing object succeeds.
@@ -428,6 +469,43 @@ mod tests {
             StorageError::NotFound { .. }
         ));
         assert!(dir.path().join("chunks").is_dir());
+    }
+
+    #[tokio::test]
+    async fn conditional_create_and_directory_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            ObjectStorage::from_config("filesystem", &StorageConfig::default(), dir.path())
+                .unwrap();
+        assert!(storage
+            .put_if_absent("lease/1", Bytes::from_static(b"a"))
+            .await
+            .unwrap());
+        assert!(!storage
+            .put_if_absent("lease/1", Bytes::from_static(b"b"))
+            .await
+            .unwrap());
+        assert_eq!(
+            storage.get("lease/1").await.unwrap(),
+            Bytes::from_static(b"a")
+        );
+        storage
+            .put("index/index_1/fake/x.idx", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        storage
+            .put("index/index_2/other/y.idx", Bytes::from_static(b"y"))
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.list_dirs("index").await.unwrap(),
+            vec!["index/index_1".to_string(), "index/index_2".to_string()]
+        );
+        assert_eq!(
+            storage.list_dirs("index/index_2/").await.unwrap(),
+            vec!["index/index_2/other".to_string()]
+        );
+        assert!(storage.list_dirs("nothing").await.unwrap().is_empty());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct SeriesChunks {
 
 /// Tables whose data may still be changing are re-listed at least this often.
 const RECENT_RESYNC: Duration = Duration::from_secs(10);
+/// Listings tried when files disappear while a table is synced (each
+/// disappearance means a compaction replaced them).
+const MAX_SYNC_ATTEMPTS: usize = 5;
 
 #[derive(Debug, Default)]
 struct TableState {
@@ -99,7 +102,30 @@ impl IndexCache {
         Ok(state.files.values().cloned().collect())
     }
 
+    /// Re-lists a table and opens the files not yet open. The compactor
+    /// replaces a table's files by uploading the merged file before it
+    /// deletes the originals, so a file that vanishes between the listing
+    /// and its download has been superseded: list again, and the listing
+    /// then holds the file that replaced it.
     async fn sync(
+        &self,
+        table: Table,
+        tenant: &str,
+        state: &mut TableState,
+    ) -> Result<(), StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.sync_once(table, tenant, state).await {
+                Err(StorageError::NotFound { key }) if attempt < MAX_SYNC_ATTEMPTS => {
+                    tracing::debug!(%tenant, key, "index file replaced while syncing; listing again");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn sync_once(
         &self,
         table: Table,
         tenant: &str,

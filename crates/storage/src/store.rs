@@ -241,4 +241,86 @@ impl ChunkStore {
     pub async fn delete(&self, table: Table, key: &str) -> Result<(), StorageError> {
         self.backend(table).delete(key).await
     }
+
+    /// Deletes a chunk object; deleting a missing chunk succeeds.
+    pub async fn delete_chunk(&self, tenant: &str, chunk: &ChunkRef) -> Result<(), StorageError> {
+        let table = self.table_for(chunk.from_ns);
+        let key = chunk.key(tenant, table.number).to_path();
+        self.backend(table).delete(&key).await
+    }
+
+    /// Returns the backend of the schema period in force at `ts_ns`.
+    pub fn backend_at(&self, ts_ns: i64) -> &ObjectStorage {
+        self.backend(self.table_for(ts_ns))
+    }
+
+    /// Returns the time range `[start, end)` a table covers, in ns.
+    pub fn table_range(&self, table: Table) -> (i64, i64) {
+        let period_ns = self.periods[table.period_index].period_ns;
+        let start = table.number.saturating_mul(period_ns);
+        (start, start.saturating_add(period_ns))
+    }
+
+    /// Returns a table's name, `<prefix><number>` (e.g. `index_19723`).
+    pub fn table_name(&self, table: Table) -> String {
+        format!(
+            "{}{}",
+            self.periods[table.period_index].prefix, table.number
+        )
+    }
+
+    /// Lists the index tables that hold at least one file, over every
+    /// schema period, oldest first.
+    pub async fn list_tables(&self) -> Result<Vec<Table>, StorageError> {
+        let mut tables = Vec::new();
+        let mut listed_backends: Vec<(String, Vec<String>)> = Vec::new();
+        for (period_index, period) in self.periods.iter().enumerate() {
+            let backend = &self.backends[period_index];
+            // Periods sharing a backend share one listing.
+            let dirs = match listed_backends
+                .iter()
+                .find(|(description, _)| description == backend.description())
+            {
+                Some((_, dirs)) => dirs.clone(),
+                None => {
+                    let dirs = backend.list_dirs("index").await?;
+                    listed_backends.push((backend.description().to_string(), dirs.clone()));
+                    dirs
+                }
+            };
+            for dir in dirs {
+                let Some(name) = dir.strip_prefix("index/") else {
+                    continue;
+                };
+                let Some(number) = name
+                    .strip_prefix(period.prefix.as_str())
+                    .and_then(|digits| digits.parse::<i64>().ok())
+                else {
+                    continue;
+                };
+                let table = Table {
+                    period_index,
+                    number,
+                };
+                // A table belongs to the period in force at its start.
+                if self.table_for(number.saturating_mul(period.period_ns)) == table {
+                    tables.push(table);
+                }
+            }
+        }
+        tables.sort();
+        tables.dedup();
+        Ok(tables)
+    }
+
+    /// Lists the tenants with index files in a table, sorted.
+    pub async fn list_tenants(&self, table: Table) -> Result<Vec<String>, StorageError> {
+        let dir = format!("index/{}/", self.table_name(table));
+        let dirs = self.backend(table).list_dirs(&dir).await?;
+        Ok(dirs
+            .into_iter()
+            .filter_map(|path| path.rsplit('/').next().map(str::to_string))
+            .filter(|tenant| !tenant.is_empty())
+            .collect())
+    }
 }
