@@ -578,7 +578,8 @@ async fn compare_received(
 }
 
 /// The query-API receive path: every `every`, reads the last `wait` of
-/// canary lines and hands entries not seen before to the comparator.
+/// canary lines (since this canary started) and hands entries not seen
+/// before to the comparator.
 async fn poll_queries(
     shared: Arc<Shared>,
     wait: Duration,
@@ -589,13 +590,15 @@ async fn poll_queries(
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut deliveries = PollDeliveries::default();
+    // Lines of an earlier canary run with the same labels are not ours.
+    let started = now_nanos();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
         }
         let now = now_nanos();
-        let window_start = now - nanos(wait);
+        let window_start = (now - nanos(wait)).max(started);
         let read = tokio::select! {
             read = shared.reader.entries(window_start, now + QUERY_MARGIN_NS) => read,
             _ = shutdown.cancelled() => return,
