@@ -260,6 +260,8 @@ mod tests {
     /// A tail server: the first connection sends two frames and a ping,
     /// then drops; the second sends one more frame and stays open.
     #[tokio::test]
+    // The handshake callback's signature (and its large error) is tungstenite's.
+    #[allow(clippy::result_large_err)]
     async fn tails_reconnects_and_counts_pings() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
