@@ -450,6 +450,11 @@ async fn run_worker(context: WorkerContext, mut groups: Vec<TenantGroup>) -> Wor
                     "transport"
                 };
                 *result.errors.entry(kind.to_owned()).or_insert(0) += 1;
+                // A refused connection fails at once: do not spin on it.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = context.stop.cancelled() => {}
+                }
             }
         }
     }
