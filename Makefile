@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
-.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench doc clean \
+.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest doc clean \
 	chart-test chart-test-deps k8s-manifests image
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
@@ -20,9 +20,9 @@ build:
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 test: test-deps
-	$(CARGO) build -p sluice --bin sluice
+	$(CARGO) build -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen
 	$(MAKE) --no-print-directory chart-test
-	@export SLUICE_BIN=$(TARGET_DIR)/debug/sluice; \
+	@export SLUICE_BIN=$(TARGET_DIR)/debug/sluice SLUICE_LOADGEN_BIN=$(TARGET_DIR)/debug/sluice-loadgen; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -80,6 +80,11 @@ clippy:
 ## bench: the criterion benchmarks, short runs
 bench:
 	$(CARGO) bench --workspace -- --warm-up-time 1 --measurement-time 3
+
+## loadtest: release build, all-in-one server with WAL, push and query load
+# (scripts/loadtest.sh; LOADTEST_* variables tune it, see docs/performance.md)
+loadtest:
+	CARGO=$(CARGO) scripts/loadtest.sh
 
 doc:
 	$(CARGO) doc --workspace --no-deps

@@ -6,7 +6,8 @@
 //! protobuf types and `snap::raw::Encoder`, results are read as plain JSON.
 //!
 //! Main entry points:
-//! - [`sluice_bin`]: path of the binary (`SLUICE_BIN`, or built once with cargo).
+//! - [`sluice_bin`]: path of the binary (`SLUICE_BIN`, or built once with cargo);
+//!   [`loadgen_bin`] likewise for `sluice-loadgen` (`SLUICE_LOADGEN_BIN`).
 //! - [`SluiceProcess::start`]: spawn a server on free loopback ports with its own
 //!   temp dir and config, wait for `/ready`; [`SluiceProcess::spawn`] spawns
 //!   without waiting (for startup-failure tests).
@@ -71,54 +72,70 @@ pub fn workspace_root() -> PathBuf {
 /// time; on failure this panics.
 pub fn sluice_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("SLUICE_BIN") {
-            let p = PathBuf::from(p);
-            assert!(p.is_file(), "SLUICE_BIN={} is not a file", p.display());
-            return p;
+    BIN.get_or_init(|| cargo_binary("SLUICE_BIN", "sluice", "sluice"))
+}
+
+/// Path of the `sluice-loadgen` binary: `SLUICE_LOADGEN_BIN` when set,
+/// otherwise built once like [`sluice_bin`].
+pub fn loadgen_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_binary("SLUICE_LOADGEN_BIN", "sluice-loadgen", "sluice-loadgen"))
+}
+
+/// `$env_var` if set, else `bin` of `package` built with cargo (bounded in
+/// time; panics on failure).
+fn cargo_binary(env_var: &str, package: &str, bin: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{env_var}={} is not a file", p.display());
+        return p;
+    }
+    let root = workspace_root();
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => {
+            let t = PathBuf::from(t);
+            if t.is_absolute() {
+                t
+            } else {
+                root.join(t)
+            }
         }
-        let root = workspace_root();
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(t) => {
-                let t = PathBuf::from(t);
-                if t.is_absolute() {
-                    t
-                } else {
-                    root.join(t)
-                }
+        None => root.join("target"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(&cargo)
+        .args(["build", "-p", package, "--bin", bin])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p {package}: {e}"));
+    let deadline = Instant::now() + BUILD_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cargo build -p {package} did not finish within {BUILD_TIMEOUT:?}");
             }
-            None => root.join("target"),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut child = Command::new(&cargo)
-            .args(["build", "-p", "sluice", "--bin", "sluice"])
-            .current_dir(&root)
-            .env("CARGO_TARGET_DIR", &target)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?} build -p sluice: {e}"));
-        let deadline = Instant::now() + BUILD_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("cargo build -p sluice did not finish within {BUILD_TIMEOUT:?}");
-                }
-                Err(e) => panic!("waiting for cargo build failed: {e}"),
-            }
-        };
-        assert!(status.success(), "cargo build -p sluice failed: {status}");
-        let bin = target.join("debug").join("sluice");
-        assert!(bin.is_file(), "built binary not found at {}", bin.display());
-        bin
-    })
+            Err(e) => panic!("waiting for cargo build failed: {e}"),
+        }
+    };
+    assert!(
+        status.success(),
+        "cargo build -p {package} failed: {status}"
+    );
+    let path = target.join("debug").join(bin);
+    assert!(
+        path.is_file(),
+        "built binary not found at {}",
+        path.display()
+    );
+    path
 }
 
 /// A loopback TCP port that was free a moment ago and that this test process

@@ -18,6 +18,10 @@ use crate::cli::Cli;
 use crate::config::Config;
 
 fn main() -> ExitCode {
+    // `sluice canary …`: Loki canary's end-to-end check, with its own flags.
+    if std::env::args().nth(1).as_deref() == Some("canary") {
+        return sluice_loadgen::canary::main(std::env::args().skip(2));
+    }
     let cli = match Cli::parse(std::env::args().skip(1)) {
         Ok(cli) => cli,
         Err(err) => {

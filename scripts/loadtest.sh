@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# `make loadtest`: end-to-end ingest and query numbers on this machine.
+#
+# Builds release binaries, starts `sluice -target=all` with the WAL on
+# (fsync always, the default) in a temporary directory, pushes with
+# sluice-loadgen in the shape of the Loki numbers we compare with (~71
+# streams, batches of 1000 lines, 32 concurrent requests) for a fixed time,
+# then runs the query mode over what was pushed, and prints both reports plus
+# the server's CPU-seconds per million lines and peak memory.
+#
+# Knobs (environment): LOADTEST_DURATION (30s), LOADTEST_QUERY_DURATION
+# (20s), LOADTEST_CONCURRENCY (32), LOADTEST_BATCH (1000), LOADTEST_STREAMS
+# (71), LOADTEST_FORMAT (mixed), LOADTEST_FSYNC (always), LOADTEST_HTTP_PORT
+# (3190), LOADTEST_GRPC_PORT (9190), LOADTEST_JSON=1 for JSON reports.
+set -euo pipefail
+
+CARGO=${CARGO:-cargo}
+DURATION=${LOADTEST_DURATION:-30s}
+QUERY_DURATION=${LOADTEST_QUERY_DURATION:-20s}
+CONCURRENCY=${LOADTEST_CONCURRENCY:-32}
+BATCH=${LOADTEST_BATCH:-1000}
+STREAMS=${LOADTEST_STREAMS:-71}
+FORMAT=${LOADTEST_FORMAT:-mixed}
+FSYNC=${LOADTEST_FSYNC:-always}
+HTTP_PORT=${LOADTEST_HTTP_PORT:-3190}
+GRPC_PORT=${LOADTEST_GRPC_PORT:-9190}
+JSON_FLAG=()
+if [[ "${LOADTEST_JSON:-0}" == 1 ]]; then JSON_FLAG=(--json); fi
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+
+echo "==> building release binaries"
+(cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
+
+dir=$(mktemp -d -t sluice-loadtest-XXXXXX)
+server_pid=
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cat >"$dir/config.yaml" <<YAML
+# config/sluice-local.yaml with its own ports and directory; WAL on.
+target: all
+auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: $HTTP_PORT
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: $GRPC_PORT
+  log_level: warn
+common:
+  path_prefix: $dir/data
+ingester:
+  chunk_encoding: zstd
+  chunk_block_size: 262144
+  chunk_target_size: 1572864
+  wal:
+    enabled: true
+    fsync: $FSYNC
+limits_config:
+  max_entries_limit_per_query: 5000
+YAML
+
+echo "==> starting sluice (WAL on, fsync $FSYNC) in $dir"
+"$target/release/sluice" -config.file="$dir/config.yaml" -target=all >"$dir/sluice.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+    if curl -fs "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "sluice exited during startup:"; cat "$dir/sluice.log"; exit 1
+    fi
+    sleep 0.1
+done
+curl -fs "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null || { echo "sluice not ready"; cat "$dir/sluice.log"; exit 1; }
+
+echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENCY concurrent, $DURATION"
+"$target/release/sluice-loadgen" push \
+    --addr "http://127.0.0.1:$HTTP_PORT" \
+    --streams "$STREAMS" --format "$FORMAT" \
+    --batch-size "$BATCH" --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --server-pid "$server_pid" --progress 5s \
+    "${JSON_FLAG[@]}"
+echo "==> server memory: $(grep -E '^(VmHWM|VmRSS)' "/proc/$server_pid/status" | tr -s ' \t' ' ' | paste -sd, -)"
+
+echo "==> query: built-in queries over the last 15m, 4 concurrent, $QUERY_DURATION"
+"$target/release/sluice-loadgen" query \
+    --addr "http://127.0.0.1:$HTTP_PORT" \
+    --duration "$QUERY_DURATION" --concurrency 4 --range 15m \
+    "${JSON_FLAG[@]}"
+echo "==> load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
