@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
-.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest doc clean \
+.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench doc clean \
 	chart-test chart-test-deps k8s-manifests image
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
@@ -85,6 +85,10 @@ bench:
 # (scripts/loadtest.sh; LOADTEST_* variables tune it, see docs/performance.md)
 loadtest:
 	CARGO=$(CARGO) scripts/loadtest.sh
+
+## ring-bench: distributed-mode ingest, 3 ingesters + distributor, RF=3 vs RF=1
+ring-bench:
+	CARGO=$(CARGO) scripts/ring-bench.sh
 
 doc:
 	$(CARGO) doc --workspace --no-deps

@@ -16,9 +16,11 @@ CONCURRENCY=${RING_BENCH_CONCURRENCY:-32}
 FSYNC=${RING_BENCH_FSYNC:-always}
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-sluice=$target/release/sluice
-loadgen=$target/release/sluice-loadgen
+if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
+fi
+sluice=${SLUICE_BIN:-$target/release/sluice}
+loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
 
 dir=$(mktemp -d -t sluice-ring-bench-XXXXXX)
 pids=()

@@ -79,7 +79,11 @@ impl Default for IngesterConfig {
             chunk_target_size: 1_572_864,
             chunk_idle_period: Duration::from_secs(30 * 60),
             max_chunk_age: Duration::from_secs(2 * 3600),
-            chunk_retain_period: Duration::ZERO,
+            // Loki's default is 0s. Queriers re-list the index of recent
+            // days at most every 10s, so a chunk dropped at once after its
+            // flush could be invisible for those seconds; keeping it 30s
+            // more closes that gap.
+            chunk_retain_period: Duration::from_secs(30),
             flush_check_period: Duration::from_secs(30),
             concurrent_flushes: 32,
             flush_op_timeout: Duration::from_secs(10 * 60),

@@ -105,7 +105,7 @@ impl Frontend {
     }
 
     /// Queues `request` for a querier and waits for its answer, retrying
-    /// 5xx answers up to `max_retries` times.
+    /// 5xx answers other than 503 up to `max_retries` times.
     pub(crate) async fn run(
         &self,
         tenant: &str,
@@ -130,7 +130,10 @@ impl Frontend {
                     "the query frontend dropped the request",
                 )
             })?;
-            if response.code < 500 || attempt >= self.query_range.max_retries {
+            // 503 means a dependency (the store, the ingesters) is down:
+            // retrying at once only multiplies the wait for the same answer.
+            let retryable = response.code >= 500 && response.code != 503;
+            if !retryable || attempt >= self.query_range.max_retries {
                 return Ok(response);
             }
             attempt += 1;
