@@ -7,9 +7,17 @@
 //! `ratio = line bytes / encoded chunk bytes` (headers, block CRCs, meta and
 //! the timestamp/length varints count as stored bytes), append + encode MB/s
 //! and decode + full iteration MB/s (line bytes per second, one core, one
-//! run, so expect ±10% on a shared machine). Set `SLUICE_CHUNK_RATIOS=0` to
-//! skip it. Then criterion measures per-codec compress / decompress of one
-//! 256 KiB block, append throughput and query iteration.
+//! run, so expect ±10% on a shared machine), in the default chunk format (v2)
+//! and, for zstd -3 and snappy, in version 1 for reference. Set `SLUICE_CHUNK_RATIOS=0` to
+//! skip it. Set `SLUICE_CHUNK_EXPERIMENTS=1` to print first the block layout
+//! and zstd setting experiments of `support/layouts.rs` (one frame vs
+//! separate frames, minimum match length, levels, long-distance matching,
+//! per-chunk dictionaries). Then criterion measures per-codec compress /
+//! decompress of one 256 KiB block, append throughput (`append`: blocks cut
+//! and compressed as they fill; `append_encode`: then encoded, in both chunk
+//! formats) and query iteration. Append and iteration are measured in the
+//! benchmark thread's CPU time (`support/cputime.rs`), which varies far less
+//! than wall clock time on a shared machine.
 //!
 //! Data sets (deterministic; 16 MiB of lines each):
 //!
@@ -36,17 +44,23 @@
 //!
 //! Run: `cargo bench -p sluice-chunk --bench chunk -- --warm-up-time 1 --measurement-time 2`
 
+#[path = "support/cputime.rs"]
+mod cputime;
 #[path = "support/datasets.rs"]
 mod datasets;
+#[path = "support/layouts.rs"]
+mod layouts;
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_chunk::{
-    Codec, Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE, DEFAULT_ZSTD_LEVEL,
+    ChunkFormat, Codec, Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE,
+    DEFAULT_ZSTD_LEVEL,
 };
 
+use cputime::CpuTime;
 use datasets::{data_sets, generate_random, generate_service, DATA_SET_BYTES};
 
 // ---------------------------------------------------------------------------
@@ -61,9 +75,19 @@ struct Stored {
 
 /// Appends every entry into chunks as the ingester does (new chunk when the
 /// target size is reached), encodes them, then decodes and reads them back.
-fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize) -> Stored {
+fn store(
+    entries: &[(i64, String)],
+    format: ChunkFormat,
+    codec: Codec,
+    level: i32,
+    block_size: usize,
+) -> Stored {
     let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
-    let new_chunk = || MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE).with_zstd_level(level);
+    let new_chunk = || {
+        MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE)
+            .with_format(format)
+            .with_zstd_level(level)
+    };
     let started = Instant::now();
     let mut encoded = Vec::new();
     let mut chunk = new_chunk();
@@ -100,9 +124,10 @@ fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize)
     }
 }
 
-/// (label, codec, zstd level) rows of the stored-size table.
-fn table_codecs() -> Vec<(String, Codec, i32)> {
-    let mut rows: Vec<(String, Codec, i32)> = [1, 3, 6, 9, 15]
+/// (label, format, codec, zstd level) rows of the stored-size table: the
+/// default format at every setting, and version 1 for reference.
+fn table_codecs() -> Vec<(String, ChunkFormat, Codec, i32)> {
+    let mut rows: Vec<(String, ChunkFormat, Codec, i32)> = [1, 3, 6, 9, 15]
         .into_iter()
         .map(|level| {
             let default = if level == DEFAULT_ZSTD_LEVEL {
@@ -110,11 +135,29 @@ fn table_codecs() -> Vec<(String, Codec, i32)> {
             } else {
                 ""
             };
-            (format!("zstd -{level}{default}"), Codec::Zstd, level)
+            (
+                format!("zstd -{level}{default}"),
+                ChunkFormat::V2,
+                Codec::Zstd,
+                level,
+            )
         })
         .collect();
     for codec in [Codec::Snappy, Codec::Lz4_256k, Codec::Gzip] {
-        rows.push((codec.as_str().to_owned(), codec, DEFAULT_ZSTD_LEVEL));
+        rows.push((
+            codec.as_str().to_owned(),
+            ChunkFormat::V2,
+            codec,
+            DEFAULT_ZSTD_LEVEL,
+        ));
+    }
+    for codec in [Codec::Zstd, Codec::Snappy] {
+        rows.push((
+            codec.as_str().to_owned(),
+            ChunkFormat::V1,
+            codec,
+            DEFAULT_ZSTD_LEVEL,
+        ));
     }
     rows
 }
@@ -174,15 +217,16 @@ fn print_stored_table(sets: &[(&str, Vec<(i64, String)>)]) {
         );
     }
     println!(
-        "| data set | codec | block | ratio | chunks | append+encode MB/s | decode+read MB/s |"
+        "| data set | format | codec | block | ratio | chunks | append+encode MB/s | decode+read MB/s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, entries) in sets {
         for block_size in [DEFAULT_BLOCK_SIZE, 1 << 20] {
-            for (label, codec, level) in table_codecs() {
-                let stored = store(entries, codec, level, block_size);
+            for (label, format, codec, level) in table_codecs() {
+                let stored = store(entries, format, codec, level, block_size);
                 println!(
-                    "| {name} | {label} | {} KiB | {:.2} | {} | {:.0} | {:.0} |",
+                    "| {name} | v{} | {label} | {} KiB | {:.2} | {} | {:.0} | {:.0} |",
+                    format.version(),
                     block_size >> 10,
                     stored.ratio,
                     stored.chunks,
@@ -220,6 +264,7 @@ fn block_layout(entries: &[(i64, String)], size: usize) -> Vec<u8> {
 
 fn bench_codecs(c: &mut Criterion) {
     let sets = data_sets();
+    layouts::print_layout_experiments(&sets, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
     print_stored_table(&sets);
     let blocks: Vec<(&str, Vec<u8>)> = sets
         .iter()
@@ -268,7 +313,9 @@ fn bench_codecs(c: &mut Criterion) {
     decompress.finish();
 }
 
-fn bench_chunk(c: &mut Criterion) {
+/// Append (and encode) throughput, measured in thread CPU time
+/// ([`cputime::CpuTime`]): this is the push path's cost per core.
+fn bench_append(c: &mut Criterion<CpuTime>) {
     let sets = [
         ("text", generate_service(5 << 20, false, 3)),
         ("logfmt-rand", generate_random(5 << 20, false, 3)),
@@ -280,6 +327,7 @@ fn bench_chunk(c: &mut Criterion) {
         for (codec, level) in [
             (Codec::None, 0),
             (Codec::Snappy, 0),
+            (Codec::Zstd, 1),
             (Codec::Zstd, DEFAULT_ZSTD_LEVEL),
         ] {
             let id = if codec == Codec::Zstd {
@@ -301,10 +349,38 @@ fn bench_chunk(c: &mut Criterion) {
     }
     append.finish();
 
-    let (_, entries) = &sets[0];
+    // What the ingester does with a chunk from first line to flush, in both
+    // formats: append (cutting and compressing blocks) then encode.
+    let mut append_encode = c.benchmark_group("append_encode");
+    for (name, entries) in &sets {
+        let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
+        append_encode.throughput(Throughput::Bytes(line_bytes as u64));
+        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+            for codec in [Codec::Snappy, Codec::Zstd] {
+                let id = format!("{}-v{}", codec.as_str(), format.version());
+                append_encode.bench_function(BenchmarkId::new(*name, id), |b| {
+                    b.iter(|| {
+                        let mut chunk =
+                            MemChunk::new(codec, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE)
+                                .with_format(format);
+                        for (ts, line) in entries {
+                            chunk.append(*ts, line);
+                        }
+                        chunk.encode().len()
+                    })
+                });
+            }
+        }
+    }
+    append_encode.finish();
+}
+
+/// Query iteration throughput, in thread CPU time.
+fn bench_iter(c: &mut Criterion<CpuTime>) {
+    let entries = generate_service(5 << 20, false, 3);
     let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
     let mut chunk = MemChunk::new(Codec::Zstd, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
-    for (ts, line) in entries {
+    for (ts, line) in &entries {
         chunk.append(*ts, line);
     }
     chunk.cut_block();
@@ -325,5 +401,10 @@ fn bench_chunk(c: &mut Criterion) {
     iterate.finish();
 }
 
-criterion_group!(benches, bench_codecs, bench_chunk);
-criterion_main!(benches);
+criterion_group!(benches, bench_codecs);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench_append, bench_iter
+}
+criterion_main!(benches, cpu_benches);
