@@ -6,8 +6,8 @@
 //! `has_space_for` says no) and every chunk is encoded. It reports
 //! `ratio = line bytes / encoded chunk bytes` (headers, block CRCs, meta and
 //! the timestamp/length varints count as stored bytes), append + encode MB/s
-//! and decode + full iteration MB/s (line bytes per second, one core, one
-//! run, so expect ±10% on a shared machine), in the default chunk format (v2)
+//! and decode + full iteration MB/s (line bytes per second of thread CPU
+//! time, one run, so expect ±10–15% on a shared machine), in the default chunk format (v2)
 //! and, for zstd -3 and snappy, in version 1 for reference. Set `SLUICE_CHUNK_RATIOS=0` to
 //! skip it. Set `SLUICE_CHUNK_EXPERIMENTS=1` to print first the block layout
 //! and zstd setting experiments of `support/layouts.rs` (one frame vs
@@ -52,7 +52,6 @@ mod datasets;
 mod layouts;
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_chunk::{
@@ -88,7 +87,7 @@ fn store(
             .with_format(format)
             .with_zstd_level(level)
     };
-    let started = Instant::now();
+    let started = cputime::now_ns();
     let mut encoded = Vec::new();
     let mut chunk = new_chunk();
     for (ts, line) in entries {
@@ -99,10 +98,10 @@ fn store(
         chunk.append(*ts, line);
     }
     encoded.push(chunk.encode());
-    let write = started.elapsed().as_secs_f64();
+    let write = (cputime::now_ns() - started) as f64 / 1e9;
     let stored: usize = encoded.iter().map(Vec::len).sum();
 
-    let started = Instant::now();
+    let started = cputime::now_ns();
     let mut read = 0;
     for bytes in &encoded {
         let chunk = MemChunk::decode_with_sizes(bytes, block_size, DEFAULT_TARGET_SIZE)
@@ -114,7 +113,7 @@ fn store(
             read += line.len();
         }
     }
-    let read_secs = started.elapsed().as_secs_f64();
+    let read_secs = (cputime::now_ns() - started) as f64 / 1e9;
     assert_eq!(read, line_bytes);
     Stored {
         ratio: line_bytes as f64 / stored as f64,

@@ -16,7 +16,7 @@ static WALL_TIME: WallTime = WallTime;
 
 /// Nanoseconds since an arbitrary origin: thread CPU time where Linux tells
 /// it, otherwise wall clock time.
-fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     if let Some(cpu_ns) = std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
