@@ -78,10 +78,13 @@ impl MemChunk {
     }
 
     /// Sets the format blocks are written in (default [`ChunkFormat::V2`]).
-    /// Call it on an empty chunk: blocks already cut keep their layout, and a
-    /// chunk is encoded in one format, so this panics if blocks were cut.
     /// Choosing [`ChunkFormat::V1`] keeps chunks readable by Sluice versions
     /// that predate version 2.
+    ///
+    /// # Panics
+    ///
+    /// If blocks were already cut: they keep their layout and a chunk is
+    /// encoded in one format, so set the format on a new chunk.
     pub fn with_format(mut self, format: ChunkFormat) -> MemChunk {
         assert!(
             self.blocks.is_empty(),
