@@ -6,10 +6,18 @@
 //! `has_space_for` says no) and every chunk is encoded. It reports
 //! `ratio = line bytes / encoded chunk bytes` (headers, block CRCs, meta and
 //! the timestamp/length varints count as stored bytes), append + encode MB/s
-//! and decode + full iteration MB/s (line bytes per second, one core, one
-//! run, so expect ±10% on a shared machine). Set `SLUICE_CHUNK_RATIOS=0` to
-//! skip it. Then criterion measures per-codec compress / decompress of one
-//! 256 KiB block, append throughput and query iteration.
+//! and decode + full iteration MB/s (line bytes per second of thread CPU
+//! time, one run, so expect ±10–15% on a shared machine), in the default chunk format (v2)
+//! and, for zstd -3 and snappy, in version 1 for reference. Set `SLUICE_CHUNK_RATIOS=0` to
+//! skip it. Set `SLUICE_CHUNK_EXPERIMENTS=1` to print first the block layout
+//! and zstd setting experiments of `support/layouts.rs` (one frame vs
+//! separate frames, minimum match length, levels, long-distance matching,
+//! per-chunk dictionaries). Then criterion measures per-codec compress /
+//! decompress of one 256 KiB block, append throughput (`append`: blocks cut
+//! and compressed as they fill; `append_encode`: then encoded, in both chunk
+//! formats) and query iteration. Append and iteration are measured in the
+//! benchmark thread's CPU time (`support/cputime.rs`), which varies far less
+//! than wall clock time on a shared machine.
 //!
 //! Data sets (deterministic; 16 MiB of lines each), from the generator in
 //! `sluice_loadgen::generator` that the load tool also uses:
@@ -26,31 +34,23 @@
 //!
 //! Run: `cargo bench -p sluice-chunk --bench chunk -- --warm-up-time 1 --measurement-time 2`
 
+#[path = "support/cputime.rs"]
+mod cputime;
+#[path = "support/datasets.rs"]
+mod datasets;
+#[path = "support/layouts.rs"]
+mod layouts;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sluice_chunk::{
-    Codec, Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE, DEFAULT_ZSTD_LEVEL,
+    ChunkFormat, Codec, Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE,
+    DEFAULT_ZSTD_LEVEL,
 };
-use sluice_loadgen::generator::{generate_random, generate_service, Format};
 
-const DATA_SET_BYTES: usize = 16 << 20;
-
-fn data_sets() -> Vec<(&'static str, Vec<(i64, String)>)> {
-    vec![
-        ("json", generate_service(Format::Json, DATA_SET_BYTES, 7)),
-        ("text", generate_service(Format::Text, DATA_SET_BYTES, 11)),
-        (
-            "json-rand",
-            generate_random(Format::Json, DATA_SET_BYTES, 7),
-        ),
-        (
-            "logfmt-rand",
-            generate_random(Format::Logfmt, DATA_SET_BYTES, 11),
-        ),
-    ]
-}
+use cputime::CpuTime;
+use datasets::{data_sets, generate_random, generate_service, DATA_SET_BYTES};
 
 // ---------------------------------------------------------------------------
 // Stored-size table.
@@ -64,10 +64,20 @@ struct Stored {
 
 /// Appends every entry into chunks as the ingester does (new chunk when the
 /// target size is reached), encodes them, then decodes and reads them back.
-fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize) -> Stored {
+fn store(
+    entries: &[(i64, String)],
+    format: ChunkFormat,
+    codec: Codec,
+    level: i32,
+    block_size: usize,
+) -> Stored {
     let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
-    let new_chunk = || MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE).with_zstd_level(level);
-    let started = Instant::now();
+    let new_chunk = || {
+        MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE)
+            .with_format(format)
+            .with_zstd_level(level)
+    };
+    let started = cputime::now_ns();
     let mut encoded = Vec::new();
     let mut chunk = new_chunk();
     for (ts, line) in entries {
@@ -78,10 +88,10 @@ fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize)
         chunk.append(*ts, line);
     }
     encoded.push(chunk.encode());
-    let write = started.elapsed().as_secs_f64();
+    let write = (cputime::now_ns() - started) as f64 / 1e9;
     let stored: usize = encoded.iter().map(Vec::len).sum();
 
-    let started = Instant::now();
+    let started = cputime::now_ns();
     let mut read = 0;
     for bytes in &encoded {
         let chunk = MemChunk::decode_with_sizes(bytes, block_size, DEFAULT_TARGET_SIZE)
@@ -93,7 +103,7 @@ fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize)
             read += line.len();
         }
     }
-    let read_secs = started.elapsed().as_secs_f64();
+    let read_secs = (cputime::now_ns() - started) as f64 / 1e9;
     assert_eq!(read, line_bytes);
     Stored {
         ratio: line_bytes as f64 / stored as f64,
@@ -103,9 +113,10 @@ fn store(entries: &[(i64, String)], codec: Codec, level: i32, block_size: usize)
     }
 }
 
-/// (label, codec, zstd level) rows of the stored-size table.
-fn table_codecs() -> Vec<(String, Codec, i32)> {
-    let mut rows: Vec<(String, Codec, i32)> = [1, 3, 6, 9, 15]
+/// (label, format, codec, zstd level) rows of the stored-size table: the
+/// default format at every setting, and version 1 for reference.
+fn table_codecs() -> Vec<(String, ChunkFormat, Codec, i32)> {
+    let mut rows: Vec<(String, ChunkFormat, Codec, i32)> = [1, 3, 6, 9, 15]
         .into_iter()
         .map(|level| {
             let default = if level == DEFAULT_ZSTD_LEVEL {
@@ -113,11 +124,29 @@ fn table_codecs() -> Vec<(String, Codec, i32)> {
             } else {
                 ""
             };
-            (format!("zstd -{level}{default}"), Codec::Zstd, level)
+            (
+                format!("zstd -{level}{default}"),
+                ChunkFormat::V2,
+                Codec::Zstd,
+                level,
+            )
         })
         .collect();
     for codec in [Codec::Snappy, Codec::Lz4_256k, Codec::Gzip] {
-        rows.push((codec.as_str().to_owned(), codec, DEFAULT_ZSTD_LEVEL));
+        rows.push((
+            codec.as_str().to_owned(),
+            ChunkFormat::V2,
+            codec,
+            DEFAULT_ZSTD_LEVEL,
+        ));
+    }
+    for codec in [Codec::Zstd, Codec::Snappy] {
+        rows.push((
+            codec.as_str().to_owned(),
+            ChunkFormat::V1,
+            codec,
+            DEFAULT_ZSTD_LEVEL,
+        ));
     }
     rows
 }
@@ -177,15 +206,16 @@ fn print_stored_table(sets: &[(&str, Vec<(i64, String)>)]) {
         );
     }
     println!(
-        "| data set | codec | block | ratio | chunks | append+encode MB/s | decode+read MB/s |"
+        "| data set | format | codec | block | ratio | chunks | append+encode MB/s | decode+read MB/s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, entries) in sets {
         for block_size in [DEFAULT_BLOCK_SIZE, 1 << 20] {
-            for (label, codec, level) in table_codecs() {
-                let stored = store(entries, codec, level, block_size);
+            for (label, format, codec, level) in table_codecs() {
+                let stored = store(entries, format, codec, level, block_size);
                 println!(
-                    "| {name} | {label} | {} KiB | {:.2} | {} | {:.0} | {:.0} |",
+                    "| {name} | v{} | {label} | {} KiB | {:.2} | {} | {:.0} | {:.0} |",
+                    format.version(),
                     block_size >> 10,
                     stored.ratio,
                     stored.chunks,
@@ -223,6 +253,7 @@ fn block_layout(entries: &[(i64, String)], size: usize) -> Vec<u8> {
 
 fn bench_codecs(c: &mut Criterion) {
     let sets = data_sets();
+    layouts::print_layout_experiments(&sets, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
     print_stored_table(&sets);
     let blocks: Vec<(&str, Vec<u8>)> = sets
         .iter()
@@ -271,10 +302,12 @@ fn bench_codecs(c: &mut Criterion) {
     decompress.finish();
 }
 
-fn bench_chunk(c: &mut Criterion) {
+/// Append (and encode) throughput, measured in thread CPU time
+/// ([`cputime::CpuTime`]): this is the push path's cost per core.
+fn bench_append(c: &mut Criterion<CpuTime>) {
     let sets = [
-        ("text", generate_service(Format::Text, 5 << 20, 3)),
-        ("logfmt-rand", generate_random(Format::Logfmt, 5 << 20, 3)),
+        ("text", generate_service(5 << 20, false, 3)),
+        ("logfmt-rand", generate_random(5 << 20, false, 3)),
     ];
     let mut append = c.benchmark_group("append");
     for (name, entries) in &sets {
@@ -283,6 +316,7 @@ fn bench_chunk(c: &mut Criterion) {
         for (codec, level) in [
             (Codec::None, 0),
             (Codec::Snappy, 0),
+            (Codec::Zstd, 1),
             (Codec::Zstd, DEFAULT_ZSTD_LEVEL),
         ] {
             let id = if codec == Codec::Zstd {
@@ -304,10 +338,38 @@ fn bench_chunk(c: &mut Criterion) {
     }
     append.finish();
 
-    let (_, entries) = &sets[0];
+    // What the ingester does with a chunk from first line to flush, in both
+    // formats: append (cutting and compressing blocks) then encode.
+    let mut append_encode = c.benchmark_group("append_encode");
+    for (name, entries) in &sets {
+        let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
+        append_encode.throughput(Throughput::Bytes(line_bytes as u64));
+        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+            for codec in [Codec::Snappy, Codec::Zstd] {
+                let id = format!("{}-v{}", codec.as_str(), format.version());
+                append_encode.bench_function(BenchmarkId::new(*name, id), |b| {
+                    b.iter(|| {
+                        let mut chunk =
+                            MemChunk::new(codec, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE)
+                                .with_format(format);
+                        for (ts, line) in entries {
+                            chunk.append(*ts, line);
+                        }
+                        chunk.encode().len()
+                    })
+                });
+            }
+        }
+    }
+    append_encode.finish();
+}
+
+/// Query iteration throughput, in thread CPU time.
+fn bench_iter(c: &mut Criterion<CpuTime>) {
+    let entries = generate_service(5 << 20, false, 3);
     let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
     let mut chunk = MemChunk::new(Codec::Zstd, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
-    for (ts, line) in entries {
+    for (ts, line) in &entries {
         chunk.append(*ts, line);
     }
     chunk.cut_block();
@@ -328,5 +390,10 @@ fn bench_chunk(c: &mut Criterion) {
     iterate.finish();
 }
 
-criterion_group!(benches, bench_codecs, bench_chunk);
-criterion_main!(benches);
+criterion_group!(benches, bench_codecs);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench_append, bench_iter
+}
+criterion_main!(benches, cpu_benches);

@@ -1,13 +1,22 @@
-//! Immutable compressed blocks and the uncompressed block layout.
+//! Immutable compressed blocks: building them from sorted entries and parsing
+//! them back, in the layout of the chunk's [`ChunkFormat`] ([`v1`], [`v2`]).
 //!
-//! An uncompressed block is the concatenation, in timestamp order, of
-//! `varint ts_ns, uvarint len, line bytes` for each entry (Go varints).
+//! Whatever the format, a block's size is measured in its *logical size*: the
+//! bytes its entries take in the version-1 layout (`varint ts, uvarint len,
+//! line` per entry). The head block is cut when it reaches the block size in
+//! that measure, and the block meta's `uncompressed size` field holds it, so
+//! block cutting, chunk sizes and Loki's `chunk_block_size` mean the same
+//! thing in every format.
+
+mod v1;
+mod v2;
 
 use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::error::ChunkError;
-use crate::varint::{self, Reader};
+use crate::format::ChunkFormat;
+use crate::varint;
 
 /// Where one entry's line lives inside a text buffer, and its timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +32,11 @@ impl EntryRef {
     }
 }
 
+/// Returns the logical size of one entry: its size in the version-1 layout.
+pub(crate) fn logical_size(ts: i64, len: usize) -> usize {
+    varint::varint_len(ts) + varint::uvarint_len(len as u64) + len
+}
+
 /// Summary of a cut block, as stored in the chunk's block-meta section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockMeta {
@@ -32,7 +46,9 @@ pub struct BlockMeta {
     pub min_ts: i64,
     /// Largest entry timestamp, in nanoseconds.
     pub max_ts: i64,
-    /// Exact length of the uncompressed block layout in bytes.
+    /// Logical size of the block in bytes: what its entries take in the
+    /// version-1 layout (`varint ts, uvarint len, line` each), whatever the
+    /// chunk's format.
     pub uncompressed_size: usize,
     /// CRC-32 (IEEE, as computed by `crc32fast`) of the compressed bytes.
     pub checksum: u32,
@@ -45,39 +61,48 @@ pub(crate) struct Block {
     pub(crate) data: Arc<[u8]>,
 }
 
+/// Buffers reused between block cuts so that cutting does not reallocate them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scratch {
+    /// The uncompressed version-1 layout, or the version-2 lines when they are
+    /// not contiguous in the head's text.
+    pub(crate) raw: Vec<u8>,
+    /// The version-2 timestamp column.
+    pub(crate) timestamps: Vec<u8>,
+    /// The version-2 length column.
+    pub(crate) lengths: Vec<u8>,
+}
+
 impl Block {
-    /// Serialises `entries` (already sorted by timestamp) whose lines live in
-    /// `text`, and compresses them with `codec` (zstd at `zstd_level`). `scratch`
-    /// is reused between calls to avoid reallocating the uncompressed buffer.
+    /// Lays out `entries` (already sorted by timestamp) whose lines live in
+    /// `text` as `format` says, and compresses them with `codec` (zstd at
+    /// `zstd_level`).
     pub(crate) fn build(
+        format: ChunkFormat,
         codec: Codec,
         zstd_level: i32,
         text: &str,
         entries: &[EntryRef],
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Block {
         debug_assert!(entries.windows(2).all(|pair| pair[0].ts <= pair[1].ts));
-        scratch.clear();
         let mut min_ts = i64::MAX;
         let mut max_ts = i64::MIN;
+        let mut uncompressed_size = 0;
         for entry in entries {
-            let line = text
-                .as_bytes()
-                .get(entry.start..entry.end())
-                .unwrap_or_default();
-            varint::put_varint(scratch, entry.ts);
-            varint::put_uvarint(scratch, line.len() as u64);
-            scratch.extend_from_slice(line);
             min_ts = min_ts.min(entry.ts);
             max_ts = max_ts.max(entry.ts);
+            uncompressed_size += logical_size(entry.ts, entry.len);
         }
-        let mut compressed = Vec::with_capacity(scratch.len() / 4 + 64);
-        codec.compress_with_level(scratch, zstd_level, &mut compressed);
+        let compressed = match format {
+            ChunkFormat::V1 => v1::build(codec, zstd_level, text, entries, scratch),
+            ChunkFormat::V2 => v2::build(codec, zstd_level, text, entries, scratch),
+        };
         let meta = BlockMeta {
             entries: entries.len(),
             min_ts,
             max_ts,
-            uncompressed_size: scratch.len(),
+            uncompressed_size,
             checksum: crc32fast::hash(&compressed),
         };
         Block {
@@ -95,30 +120,33 @@ pub(crate) struct DecodedBlock {
     pub(crate) entries: Vec<EntryRef>,
 }
 
-/// Decompresses and parses a block, checking it against its metadata.
+/// Decompresses and parses a block of a `format` chunk, checking it against
+/// its metadata. Never panics, whatever the bytes.
 pub(crate) fn decode_block(
+    format: ChunkFormat,
     codec: Codec,
     compressed: &[u8],
     meta: &BlockMeta,
 ) -> Result<DecodedBlock, ChunkError> {
-    // The size comes from the chunk bytes: cap the up-front allocation so a
-    // crafted meta section cannot make us reserve a gigabyte before failing.
-    const MAX_PREALLOCATION: usize = 8 << 20;
-    let mut raw = Vec::with_capacity(meta.uncompressed_size.min(MAX_PREALLOCATION));
-    codec.decompress(compressed, &mut raw, meta.uncompressed_size)?;
-    if raw.len() != meta.uncompressed_size {
-        return Err(ChunkError::corrupt(format!(
-            "block decompressed to {} bytes, meta says {}",
-            raw.len(),
-            meta.uncompressed_size
-        )));
-    }
-    let (text, entries) = parse_layout(&raw)?;
+    let (text, mut entries) = match format {
+        ChunkFormat::V1 => v1::parse(codec, compressed, meta)?,
+        ChunkFormat::V2 => v2::parse(codec, compressed, meta)?,
+    };
     if entries.len() != meta.entries {
         return Err(ChunkError::corrupt(format!(
             "block holds {} entries, meta says {}",
             entries.len(),
             meta.entries
+        )));
+    }
+    let size = entries
+        .iter()
+        .map(|entry| logical_size(entry.ts, entry.len))
+        .sum::<usize>();
+    if size != meta.uncompressed_size {
+        return Err(ChunkError::corrupt(format!(
+            "block entries take {size} bytes, meta says {}",
+            meta.uncompressed_size
         )));
     }
     if entries
@@ -129,33 +157,8 @@ pub(crate) fn decode_block(
             "block entry timestamp outside the block's meta bounds",
         ));
     }
-    Ok(DecodedBlock { text, entries })
-}
-
-/// Parses the uncompressed layout, validating UTF-8 and sorting by timestamp if
-/// the writer did not.
-fn parse_layout(raw: &[u8]) -> Result<(String, Vec<EntryRef>), ChunkError> {
-    let mut reader = Reader::new(raw);
-    let mut text = Vec::with_capacity(raw.len());
-    let mut entries = Vec::new();
-    while !reader.is_at_end() {
-        let ts = reader
-            .varint()
-            .ok_or_else(|| ChunkError::corrupt("bad entry timestamp varint in block"))?;
-        let len = reader
-            .uvarint()
-            .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(|| ChunkError::corrupt("bad entry length varint in block"))?;
-        let line = reader
-            .bytes(len)
-            .ok_or_else(|| ChunkError::corrupt("entry line runs past the end of its block"))?;
-        entries.push(EntryRef {
-            ts,
-            start: text.len(),
-            len,
-        });
-        text.extend_from_slice(line);
-    }
+    // Lines are stored back to back, so checking the whole buffer and every
+    // line start checks every line.
     let text = String::from_utf8(text)
         .map_err(|_| ChunkError::corrupt("block holds a line that is not valid UTF-8"))?;
     if entries
@@ -167,80 +170,87 @@ fn parse_layout(raw: &[u8]) -> Result<(String, Vec<EntryRef>), ChunkError> {
         ));
     }
     if !entries.windows(2).all(|pair| pair[0].ts <= pair[1].ts) {
+        // Stable: equal timestamps keep their stored order.
         entries.sort_by_key(|entry| entry.ts);
     }
-    Ok((text, entries))
+    Ok(DecodedBlock { text, entries })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn refs(text: &str, lines: &[(i64, &str)]) -> Vec<EntryRef> {
-        let mut start = 0;
-        lines
+    /// Entries whose lines are `lines`, back to back in one text buffer.
+    pub(crate) fn refs(lines: &[(i64, &str)]) -> (String, Vec<EntryRef>) {
+        let mut text = String::new();
+        let entries = lines
             .iter()
             .map(|(ts, line)| {
                 let entry = EntryRef {
                     ts: *ts,
-                    start,
+                    start: text.len(),
                     len: line.len(),
                 };
-                start += line.len();
-                debug_assert!(text.len() >= start);
+                text.push_str(line);
                 entry
             })
-            .collect()
+            .collect();
+        (text, entries)
+    }
+
+    pub(crate) fn build(format: ChunkFormat, codec: Codec, lines: &[(i64, &str)]) -> Block {
+        let (text, entries) = refs(lines);
+        Block::build(format, codec, 3, &text, &entries, &mut Scratch::default())
     }
 
     #[test]
-    fn layout_is_varint_ts_len_line() {
-        let lines = [(-1i64, "a"), (300, "bc")];
-        let text = "abc";
-        let block = Block::build(Codec::None, 3, text, &refs(text, &lines), &mut Vec::new());
+    fn meta_is_the_same_in_every_format() {
+        let lines = [(-1i64, "a"), (300, "bc"), (300, "é")];
+        let v1 = build(ChunkFormat::V1, Codec::Zstd, &lines);
+        let v2 = build(ChunkFormat::V2, Codec::Zstd, &lines);
+        assert_eq!(v1.meta.entries, 3);
+        assert_eq!((v1.meta.min_ts, v1.meta.max_ts), (-1, 300));
+        // (1 + 1 + 1) + (2 + 1 + 2) + (2 + 1 + 2)
+        assert_eq!(v1.meta.uncompressed_size, 13);
         assert_eq!(
-            &*block.data,
-            [0x01, 0x01, b'a', 0xd8, 0x04, 0x02, b'b', b'c']
+            (v1.meta.entries, v1.meta.min_ts, v1.meta.max_ts),
+            (v2.meta.entries, v2.meta.min_ts, v2.meta.max_ts)
         );
-        assert_eq!(block.meta.entries, 2);
-        assert_eq!((block.meta.min_ts, block.meta.max_ts), (-1, 300));
-        assert_eq!(block.meta.uncompressed_size, 8);
-        assert_eq!(block.meta.checksum, crc32fast::hash(&block.data));
-        let decoded = decode_block(Codec::None, &block.data, &block.meta).expect("valid");
-        assert_eq!(decoded.text, "abc");
-        assert_eq!(decoded.entries, refs(text, &lines));
+        assert_eq!(v1.meta.uncompressed_size, v2.meta.uncompressed_size);
+        for (format, block) in [(ChunkFormat::V1, &v1), (ChunkFormat::V2, &v2)] {
+            assert_eq!(block.meta.checksum, crc32fast::hash(&block.data));
+            let decoded =
+                decode_block(format, Codec::Zstd, &block.data, &block.meta).expect("valid");
+            assert_eq!(decoded.text, "abcé");
+            assert_eq!(decoded.entries, refs(&lines).1);
+        }
     }
 
     #[test]
-    fn rejects_inconsistent_blocks() {
-        let text = "abc";
+    fn rejects_meta_that_disagrees_with_the_block() {
         let lines = [(1i64, "a"), (2, "bc")];
-        let block = Block::build(Codec::None, 3, text, &refs(text, &lines), &mut Vec::new());
-        let mut wrong_count = block.meta;
-        wrong_count.entries = 3;
-        assert!(decode_block(Codec::None, &block.data, &wrong_count).is_err());
-        let mut wrong_bounds = block.meta;
-        wrong_bounds.max_ts = 1;
-        assert!(decode_block(Codec::None, &block.data, &wrong_bounds).is_err());
-        let mut truncated = block.meta;
-        truncated.uncompressed_size = 6;
-        assert!(decode_block(Codec::None, &block.data[..6], &truncated).is_err());
-        let invalid_utf8 = [0x02, 0x01, 0xff];
-        let meta = BlockMeta {
-            entries: 1,
-            min_ts: 1,
-            max_ts: 1,
-            uncompressed_size: 3,
-            checksum: 0,
-        };
-        assert!(decode_block(Codec::None, &invalid_utf8, &meta).is_err());
-        // A multi-byte character split across two entries is rejected as well.
-        let split = [0x02, 0x01, 0xc3, 0x02, 0x01, 0xa9];
-        let meta = BlockMeta {
-            entries: 2,
-            uncompressed_size: 6,
-            ..meta
-        };
-        assert!(decode_block(Codec::None, &split, &meta).is_err());
+        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+            let block = build(format, Codec::None, &lines);
+            let decode = |meta: &BlockMeta| decode_block(format, Codec::None, &block.data, meta);
+            assert!(decode(&block.meta).is_ok());
+            let mut wrong_count = block.meta;
+            wrong_count.entries = 3;
+            assert!(decode(&wrong_count).is_err(), "{format:?}");
+            let mut wrong_count = block.meta;
+            wrong_count.entries = 1;
+            assert!(decode(&wrong_count).is_err(), "{format:?}");
+            let mut wrong_bounds = block.meta;
+            wrong_bounds.max_ts = 1;
+            assert!(decode(&wrong_bounds).is_err(), "{format:?}");
+            let mut wrong_bounds = block.meta;
+            wrong_bounds.min_ts = 2;
+            assert!(decode(&wrong_bounds).is_err(), "{format:?}");
+            let mut wrong_size = block.meta;
+            wrong_size.uncompressed_size -= 1;
+            assert!(decode(&wrong_size).is_err(), "{format:?}");
+            let mut wrong_size = block.meta;
+            wrong_size.uncompressed_size += 1;
+            assert!(decode(&wrong_size).is_err(), "{format:?}");
+        }
     }
 }

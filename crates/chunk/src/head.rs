@@ -1,8 +1,8 @@
 //! The head block: raw, unsorted entries not yet compressed.
 
-use crate::block::{Block, EntryRef};
+use crate::block::{self, Block, EntryRef, Scratch};
 use crate::codec::Codec;
-use crate::varint;
+use crate::format::ChunkFormat;
 
 /// Entries in arrival order: all lines in one `String`, plus one [`EntryRef`]
 /// per entry, so appending never allocates per line.
@@ -10,7 +10,7 @@ use crate::varint;
 pub(crate) struct HeadBlock {
     text: String,
     entries: Vec<EntryRef>,
-    /// Exact size of the uncompressed block layout these entries would produce.
+    /// Logical size of these entries (see [`block::logical_size`]).
     layout_size: usize,
     min_ts: i64,
     max_ts: i64,
@@ -31,8 +31,7 @@ impl HeadBlock {
             len: line.len(),
         });
         self.text.push_str(line);
-        self.layout_size +=
-            varint::varint_len(ts) + varint::uvarint_len(line.len() as u64) + line.len();
+        self.layout_size += block::logical_size(ts, line.len());
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -43,7 +42,8 @@ impl HeadBlock {
         self.entries.len()
     }
 
-    /// Returns the size of the uncompressed block layout of the head entries.
+    /// Returns the logical size of the head entries: what they take in the
+    /// version-1 block layout.
     pub(crate) fn layout_size(&self) -> usize {
         self.layout_size
     }
@@ -57,15 +57,17 @@ impl HeadBlock {
     /// Returns `None` when the head is empty.
     pub(crate) fn to_block(
         &self,
+        format: ChunkFormat,
         codec: Codec,
         zstd_level: i32,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Option<Block> {
         if self.is_empty() {
             return None;
         }
         if is_sorted(&self.entries) {
             return Some(Block::build(
+                format,
                 codec,
                 zstd_level,
                 &self.text,
@@ -76,16 +78,17 @@ impl HeadBlock {
         let mut sorted = self.entries.clone();
         sorted.sort_by_key(|entry| entry.ts);
         Some(Block::build(
-            codec, zstd_level, &self.text, &sorted, scratch,
+            format, codec, zstd_level, &self.text, &sorted, scratch,
         ))
     }
 
     /// Like [`HeadBlock::to_block`], then empties the head keeping its buffers.
     pub(crate) fn cut(
         &mut self,
+        format: ChunkFormat,
         codec: Codec,
         zstd_level: i32,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Option<Block> {
         if self.is_empty() {
             return None;
@@ -94,7 +97,14 @@ impl HeadBlock {
             // Stable: equal timestamps keep their arrival order.
             self.entries.sort_by_key(|entry| entry.ts);
         }
-        let block = Block::build(codec, zstd_level, &self.text, &self.entries, scratch);
+        let block = Block::build(
+            format,
+            codec,
+            zstd_level,
+            &self.text,
+            &self.entries,
+            scratch,
+        );
         self.text.clear();
         self.entries.clear();
         self.layout_size = 0;

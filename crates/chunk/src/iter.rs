@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::block::{self, BlockMeta, EntryRef};
 use crate::codec::Codec;
 use crate::error::ChunkError;
+use crate::format::ChunkFormat;
 use crate::memchunk::Direction;
 
 /// A compressed block not decompressed yet.
@@ -61,6 +62,7 @@ impl Cursor {
 /// then returns `None` and [`ChunkIter::error`] tells why (blocks of a chunk
 /// built by [`crate::MemChunk::append`] cannot fail).
 pub struct ChunkIter {
+    format: ChunkFormat,
     codec: Codec,
     direction: Direction,
     from: i64,
@@ -75,6 +77,7 @@ pub struct ChunkIter {
 
 impl ChunkIter {
     pub(crate) fn new(
+        format: ChunkFormat,
         codec: Codec,
         direction: Direction,
         from: i64,
@@ -104,6 +107,7 @@ impl ChunkIter {
             });
         }
         ChunkIter {
+            format,
             codec,
             direction,
             from,
@@ -215,7 +219,7 @@ impl ChunkIter {
     }
 
     fn open(&mut self, block: &PendingBlock) -> Result<(), ChunkError> {
-        let decoded = block::decode_block(self.codec, &block.data, &block.meta)?;
+        let decoded = block::decode_block(self.format, self.codec, &block.data, &block.meta)?;
         let front = decoded
             .entries
             .partition_point(|entry| entry.ts < self.from);

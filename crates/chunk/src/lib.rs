@@ -29,7 +29,7 @@ mod varint;
 pub use block::BlockMeta;
 pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
 pub use error::ChunkError;
-pub use format::{CHUNK_FORMAT_V1, CHUNK_MAGIC};
+pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
 pub use index::{
     ChunkRef, IndexReader, IndexWriter, LabelMatcher, SeriesId, SeriesLabels, INDEX_FORMAT_V1,
     INDEX_MAGIC,

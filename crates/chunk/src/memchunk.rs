@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use crate::block::{Block, BlockMeta};
+use crate::block::{Block, BlockMeta, Scratch};
 use crate::codec::{Codec, DEFAULT_ZSTD_LEVEL};
 use crate::error::ChunkError;
+use crate::format::ChunkFormat;
 use crate::head::HeadBlock;
 use crate::iter::{ChunkIter, PendingBlock};
 
@@ -29,15 +30,19 @@ pub enum Direction {
 /// The chunk of log entries of one stream.
 ///
 /// Entries may be appended in any timestamp order (Loki's unordered head block).
-/// The head holds them raw; once its uncompressed block layout reaches
-/// `block_size` bytes it is cut: the entries are sorted by (timestamp, arrival)
-/// and compressed into an immutable block. Blocks may overlap in time, so queries
-/// merge them (and the head) by timestamp.
+/// The head holds them raw; once their uncompressed size reaches `block_size`
+/// bytes it is cut: the entries are sorted by (timestamp, arrival), laid out as
+/// the chunk's [`ChunkFormat`] says and compressed into an immutable block.
+/// Blocks may overlap in time, so queries merge them (and the head) by
+/// timestamp.
 ///
-/// "Uncompressed size" throughout means the size of the uncompressed block
-/// layout (`varint ts, uvarint len, line` per entry, see `docs/formats.md`).
+/// "Uncompressed size" throughout means the *logical* size: what the entries
+/// take in the version-1 block layout (`varint ts, uvarint len, line` per
+/// entry, see `docs/formats.md`), whatever the chunk's format, so that the
+/// block and target sizes mean the same in every format.
 #[derive(Clone)]
 pub struct MemChunk {
+    format: ChunkFormat,
     codec: Codec,
     /// Encoder setting only: not stored in the chunk bytes.
     zstd_level: i32,
@@ -48,16 +53,17 @@ pub struct MemChunk {
     cut_uncompressed_bytes: usize,
     cut_entries: usize,
     pub(crate) head: HeadBlock,
-    /// Reused uncompressed buffer for cutting blocks.
-    pub(crate) scratch: Vec<u8>,
+    /// Reused uncompressed buffers for cutting blocks.
+    pub(crate) scratch: Scratch,
 }
 
 impl MemChunk {
-    /// Creates an empty chunk. Callers use Loki's defaults
-    /// ([`DEFAULT_BLOCK_SIZE`], [`DEFAULT_TARGET_SIZE`]) unless configured
-    /// otherwise; a `target_size` of 0 means "full at 10 blocks".
+    /// Creates an empty chunk in the default [`ChunkFormat`]. Callers use
+    /// Loki's defaults ([`DEFAULT_BLOCK_SIZE`], [`DEFAULT_TARGET_SIZE`]) unless
+    /// configured otherwise; a `target_size` of 0 means "full at 10 blocks".
     pub fn new(codec: Codec, block_size: usize, target_size: usize) -> MemChunk {
         MemChunk {
+            format: ChunkFormat::default(),
             codec,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             block_size,
@@ -67,8 +73,30 @@ impl MemChunk {
             cut_uncompressed_bytes: 0,
             cut_entries: 0,
             head: HeadBlock::default(),
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
         }
+    }
+
+    /// Sets the format blocks are written in (default [`ChunkFormat::V2`]).
+    /// Choosing [`ChunkFormat::V1`] keeps chunks readable by Sluice versions
+    /// that predate version 2.
+    ///
+    /// # Panics
+    ///
+    /// If blocks were already cut: they keep their layout and a chunk is
+    /// encoded in one format, so set the format on a new chunk.
+    pub fn with_format(mut self, format: ChunkFormat) -> MemChunk {
+        assert!(
+            self.blocks.is_empty(),
+            "the format of a chunk with cut blocks cannot change"
+        );
+        self.format = format;
+        self
+    }
+
+    /// Returns the format the chunk's blocks are written in.
+    pub fn format(&self) -> ChunkFormat {
+        self.format
     }
 
     /// Sets the zstd level blocks cut from now on are compressed at (default
@@ -88,14 +116,16 @@ impl MemChunk {
         self.zstd_level
     }
 
-    /// Builds a chunk from already-cut blocks (used by the decoder).
+    /// Builds a chunk from already-cut blocks of a `format` chunk (used by the
+    /// decoder).
     pub(crate) fn from_blocks(
+        format: ChunkFormat,
         codec: Codec,
         block_size: usize,
         target_size: usize,
         blocks: Vec<Block>,
     ) -> MemChunk {
-        let mut chunk = MemChunk::new(codec, block_size, target_size);
+        let mut chunk = MemChunk::new(codec, block_size, target_size).with_format(format);
         for block in blocks {
             chunk.push_block(block);
         }
@@ -120,9 +150,9 @@ impl MemChunk {
 
     /// Compresses the head block into an immutable block now (no-op if empty).
     pub fn cut_block(&mut self) {
-        if let Some(block) = self
-            .head
-            .cut(self.codec, self.zstd_level, &mut self.scratch)
+        if let Some(block) =
+            self.head
+                .cut(self.format, self.codec, self.zstd_level, &mut self.scratch)
         {
             self.push_block(block);
         }
@@ -235,6 +265,7 @@ impl MemChunk {
             .collect();
         let (head_text, head_entries) = self.head.snapshot(from_ns, through_ns);
         Ok(ChunkIter::new(
+            self.format,
             self.codec,
             direction,
             from_ns,
@@ -248,6 +279,7 @@ impl MemChunk {
 impl fmt::Debug for MemChunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemChunk")
+            .field("format", &self.format)
             .field("codec", &self.codec)
             .field("zstd_level", &self.zstd_level)
             .field("block_size", &self.block_size)
@@ -546,12 +578,15 @@ mod tests {
             entries in proptest::collection::vec((-50i64..50, "\\PC{0,12}"), 0..120),
             block_size in 16usize..400,
             codec_index in 0usize..Codec::ALL.len(),
+            v2 in any::<bool>(),
             cut in any::<bool>(),
             from in -60i64..60,
             span in 0i64..120,
         ) {
             let codec = Codec::ALL[codec_index];
-            let mut chunk = MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE);
+            let format = if v2 { ChunkFormat::V2 } else { ChunkFormat::V1 };
+            let mut chunk =
+                MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE).with_format(format);
             for (ts, line) in &entries {
                 chunk.append(*ts, line);
             }
@@ -564,6 +599,7 @@ mod tests {
             prop_assert_eq!(read(&chunk, from, through, Direction::Forward), want.clone());
             prop_assert_eq!(read(&chunk, from, through, Direction::Backward), reversed(want.clone()));
             let decoded = MemChunk::decode(&chunk.encode()).expect("round trip");
+            prop_assert_eq!(decoded.format(), format);
             prop_assert_eq!(decoded.entries(), entries.len());
             prop_assert_eq!(decoded.bounds(), chunk.bounds());
             prop_assert_eq!(decoded.uncompressed_bytes(), chunk.uncompressed_bytes());
