@@ -388,6 +388,11 @@ mod tests {
             .expect("the client reconnects")
             .expect("server ok");
         assert_eq!(sockets.len(), 2);
+        // The server sees the new connection before the client counts it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while metrics.ws_reconnects.get() < 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         shutdown.cancel();
         tail.await.expect("tail stops");
         assert!(metrics.ws_reconnects.get() >= 1);
