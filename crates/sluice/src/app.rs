@@ -224,6 +224,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ingesters,
             Some(index),
         );
+        querier.register_metrics(&mut registry);
         http_routes = http_routes.merge(querier.router());
     }
     let grpc_server = tonic::transport::Server::builder().add_routes(grpc_routes.routes());
