@@ -97,6 +97,15 @@ impl VolumeQuery {
     }
 }
 
+/// One result series: its name (for ordering), labels and samples.
+#[derive(Debug)]
+struct VolumeSeries {
+    name: String,
+    labels: Vec<(String, String)>,
+    /// `(stamp ns, bytes)` in time order.
+    samples: Vec<(i64, u64)>,
+}
+
 /// One step: data in `[start, end)`, sample stamped `stamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Bucket {
@@ -161,23 +170,28 @@ async fn volume(
         target_labels: &query.target_labels,
         matcher_names: &query.matcher_names,
     };
-    // name → (labels, samples in time order)
-    let mut series: BTreeMap<String, (Vec<(String, String)>, Vec<(i64, u64)>)> = BTreeMap::new();
+    let mut series: BTreeMap<String, VolumeSeries> = BTreeMap::new();
     for bucket in buckets(range, step) {
         for volume in set.volumes(bucket.start, bucket.end, spec, query.limit) {
             series
-                .entry(volume.name)
-                .or_insert_with(|| (volume.labels, Vec::new()))
-                .1
+                .entry(volume.name.clone())
+                .or_insert_with(|| VolumeSeries {
+                    name: volume.name,
+                    labels: volume.labels,
+                    samples: Vec::new(),
+                })
+                .samples
                 .push((bucket.stamp, volume.bytes));
         }
     }
-    let mut ordered: Vec<(String, Vec<(String, String)>, Vec<(i64, u64)>)> = series
-        .into_iter()
-        .map(|(name, (labels, samples))| (name, labels, samples))
-        .collect();
+    let mut ordered: Vec<VolumeSeries> = series.into_values().collect();
     // Largest first sample first (what matters for an instant volume).
-    ordered.sort_by(|a, b| b.2[0].1.cmp(&a.2[0].1).then_with(|| a.0.cmp(&b.0)));
+    ordered.sort_by(|a, b| {
+        b.samples[0]
+            .1
+            .cmp(&a.samples[0].1)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     Ok(LokiJson(volume_body(
         &ordered,
         range_query,
@@ -185,15 +199,17 @@ async fn volume(
     )))
 }
 
-fn volume_body(
-    series: &[(String, Vec<(String, String)>, Vec<(i64, u64)>)],
-    matrix: bool,
-    exec_seconds: f64,
-) -> String {
+fn volume_body(series: &[VolumeSeries], matrix: bool, exec_seconds: f64) -> String {
     let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":");
     out.push_str(if matrix { "\"matrix\"" } else { "\"vector\"" });
     out.push_str(",\"result\":[");
-    for (index, (_, labels, samples)) in series.iter().enumerate() {
+    for (
+        index,
+        VolumeSeries {
+            labels, samples, ..
+        },
+    ) in series.iter().enumerate()
+    {
         if index > 0 {
             out.push(',');
         }
@@ -310,14 +326,14 @@ mod tests {
 
     #[test]
     fn bodies_are_prometheus_vectors_and_matrices() {
-        let series = vec![(
-            "job".to_string(),
-            vec![("job".to_string(), String::new())],
-            vec![
+        let series = vec![VolumeSeries {
+            name: "job".to_string(),
+            labels: vec![("job".to_string(), String::new())],
+            samples: vec![
                 (1_700_000_000_000_000_000, 42),
                 (1_700_000_060_000_000_000, 7),
             ],
-        )];
+        }];
         let vector: serde_json::Value =
             serde_json::from_str(&volume_body(&series, false, 0.1)).unwrap();
         assert_eq!(vector["data"]["resultType"], "vector");
