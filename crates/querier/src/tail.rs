@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{FutureExt, SinkExt, StreamExt};
 use sluice_chunk::Labels;
-use sluice_common::time::now_nanos;
+use sluice_common::time::{now_nanos, parse_timestamp};
 use sluice_common::{ErrorCode, HttpError, TenantId};
 use sluice_logql::{Expr, LogExpr, QueryParams, QueryValue};
 use sluice_proto::logproto::{TailRequest, TailResponse, TailersCountRequest};
@@ -100,7 +100,14 @@ impl TailParams {
             Err(err) => return Err(HttpError::bad_request(err.to_string())),
         };
         let limit = params.limit(0)?;
-        let start = params.range()?.start;
+        // Loki takes `start` as is (even in the future); only its default
+        // comes from `since` (one hour).
+        let start = match params.get("start") {
+            Some(text) => parse_timestamp(text).map_err(|err| {
+                HttpError::bad_request(format!("could not parse 'start' parameter: {err}"))
+            })?,
+            None => params.range()?.start,
+        };
         let delay_for = match params.get("delay_for") {
             None => 0,
             Some(text) => text.parse::<u32>().map_err(|_| {
@@ -529,10 +536,17 @@ impl Session {
                 self.connected.insert(addr);
             }
             Event::Disconnected(addr, reason) => {
-                if let Some(reason) = reason {
-                    tracing::warn!(ingester = %addr, %reason, "tail stream from ingester ended");
+                let was_connected = self.connected.remove(&addr);
+                match reason {
+                    Some(reason) if was_connected => {
+                        tracing::warn!(ingester = %addr, %reason, "tail stream from ingester ended");
+                    }
+                    // Retried every ring check while the ingester is in the ring.
+                    Some(reason) => {
+                        tracing::debug!(ingester = %addr, %reason, "cannot open tail");
+                    }
+                    None => {}
                 }
-                self.connected.remove(&addr);
                 self.readers.remove(&addr);
             }
             Event::Entries(entries) => {
@@ -938,6 +952,14 @@ mod tests {
         assert!(parse("query=%7Bjob%3D%22a%22%7D&delay_for=x").is_err());
         assert!(parse("query=count_over_time(%7Bjob%3D%22a%22%7D%5B1m%5D)").is_err());
         assert!(parse("query=%7Bjob%3D").is_err());
+        let future = parse("query=%7Bjob%3D%22a%22%7D&start=4000000000").unwrap();
+        assert_eq!(future.start, 4_000_000_000 * 1_000_000_000);
+        assert_eq!(
+            parse("query=%7Bjob%3D%22a%22%7D&start=x")
+                .unwrap_err()
+                .message,
+            "could not parse 'start' parameter: strconv.ParseInt: parsing \"x\": invalid syntax"
+        );
         assert_eq!(truncate_reason("é".repeat(100)).len(), 122);
     }
 }
