@@ -387,7 +387,14 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
         }
         drop(session);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // A client that stopped reading must not keep the writer forever.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 
     /// Checks the tenant's tail limit, connects to the ingesters and starts
@@ -907,6 +914,66 @@ mod tests {
         assert!(dedupe.first(1, start));
         assert!(!dedupe.first(1, start + Duration::from_secs(1)));
         assert!(dedupe.first(1, start + DEDUPE_WINDOW + Duration::from_secs(1)));
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_gets_dropped_entries_reported_in_the_next_frame() {
+        let querier = Querier::new(
+            crate::QuerierConfig::default(),
+            sluice_common::LimitsConfig::default(),
+            false,
+            None,
+            None,
+        );
+        let (frames, mut outgoing) = mpsc::channel(1);
+        let (events, _events_rx) = mpsc::channel(1);
+        let params = Params::parse(Some("query=%7Bjob%3D%22a%22%7D"), None);
+        let mut session = Session {
+            active: ActiveTail::new(querier.tail_metrics.clone()),
+            querier,
+            tenant: TenantId::fake(),
+            request: TailParams::parse(&params).unwrap(),
+            events,
+            readers: HashMap::new(),
+            connected: HashSet::new(),
+            buffer: Buffer::new(),
+            backfill_done: false,
+            frames,
+            dropped: Vec::new(),
+        };
+        let now = Instant::now();
+        for timestamp in 0..250 {
+            session
+                .buffer
+                .push(entry("a", timestamp, "x"), now)
+                .unwrap();
+        }
+        assert!(session.release().is_ok());
+        assert!(outgoing.try_recv().is_err(), "nothing before the backfill");
+        session.backfill_done = true;
+        assert!(session.release().is_ok());
+        // One frame fits; the other 150 entries are dropped.
+        let Some(Outgoing::Frame(first)) = outgoing.recv().await else {
+            panic!("a frame");
+        };
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(first["streams"].as_array().unwrap().len(), 100);
+        assert!(first.get("dropped_entries").is_none());
+        session.buffer.push(entry("a", 300, "y"), now).unwrap();
+        assert!(session.release().is_ok());
+        let Some(Outgoing::Frame(next)) = outgoing.recv().await else {
+            panic!("a frame");
+        };
+        let next: serde_json::Value = serde_json::from_str(&next).unwrap();
+        assert_eq!(next["streams"][0]["values"][0][1], "y");
+        let dropped = next["dropped_entries"].as_array().unwrap();
+        assert_eq!(dropped.len(), 150);
+        assert_eq!(
+            dropped[0],
+            serde_json::json!({"timestamp":"100","labels":{"job":"a"}})
+        );
+        assert_eq!(session.active.metrics.active.get(), 1);
+        drop(session);
     }
 
     #[test]
