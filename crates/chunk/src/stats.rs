@@ -14,7 +14,7 @@
 //! that one replica closed for idleness while another kept appending
 //! still counts partly twice, so the numbers stay estimates, as Loki's are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::index::ChunkRef;
 use crate::labels::Labels;
@@ -226,6 +226,20 @@ impl ChunkSet {
         spec: VolumeSpec<'_>,
         limit: usize,
     ) -> Vec<Volume> {
+        self.volumes_in_steps(&[(from_ns, through_ns)], spec, limit)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Returns the byte volumes of each step `[start, end)` (ascending, not
+    /// overlapping) as [`ChunkSet::volumes`] does for one range. Each chunk
+    /// is visited once, for the steps it overlaps.
+    pub fn volumes_in_steps(
+        &self,
+        steps: &[(i64, i64)],
+        spec: VolumeSpec<'_>,
+        limit: usize,
+    ) -> Vec<Vec<Volume>> {
         let keep = |name: &str, restrict: &[String]| {
             restrict.is_empty() || restrict.iter().any(|kept| kept == name)
         };
@@ -234,60 +248,72 @@ impl ChunkSet {
         } else {
             spec.target_labels
         };
-        let mut volumes: BTreeMap<Vec<(String, String)>, u64> = BTreeMap::new();
+        let mut per_step: Vec<HashMap<Vec<(String, String)>, u64>> =
+            vec![HashMap::new(); steps.len()];
+        let mut stream_bytes: HashMap<usize, u64> = HashMap::new();
         for stream in self.streams.values() {
-            let mut in_range = false;
-            let mut bytes = 0;
+            // Bytes of this stream per step it has chunks in.
+            stream_bytes.clear();
             for chunk in &stream.chunks {
-                if chunk.overlaps(from_ns, through_ns) {
-                    in_range = true;
-                    bytes += chunk.scaled(from_ns, through_ns).0;
+                let first = steps.partition_point(|&(_, end)| end <= chunk.from_ns);
+                for (offset, &(start, end)) in steps[first..].iter().enumerate() {
+                    if start > chunk.through_ns {
+                        break;
+                    }
+                    if chunk.overlaps(start, end) {
+                        *stream_bytes.entry(first + offset).or_default() +=
+                            chunk.scaled(start, end).0;
+                    }
                 }
             }
-            if !in_range {
+            if stream_bytes.is_empty() {
                 continue;
             }
-            match spec.aggregate_by {
-                AggregateBy::Series => {
-                    let key: Vec<(String, String)> = stream
-                        .labels
-                        .iter()
-                        .filter(|label| keep(&label.name, series_restriction))
-                        .map(|label| (label.name.clone(), label.value.clone()))
-                        .collect();
-                    *volumes.entry(key).or_default() += bytes;
-                }
-                AggregateBy::Labels => {
-                    for label in stream.labels.iter() {
-                        if keep(&label.name, spec.target_labels) {
-                            *volumes
-                                .entry(vec![(label.name.clone(), String::new())])
-                                .or_default() += bytes;
-                        }
-                    }
+            let keys: Vec<Vec<(String, String)>> = match spec.aggregate_by {
+                AggregateBy::Series => vec![stream
+                    .labels
+                    .iter()
+                    .filter(|label| keep(&label.name, series_restriction))
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect()],
+                AggregateBy::Labels => stream
+                    .labels
+                    .iter()
+                    .filter(|label| keep(&label.name, spec.target_labels))
+                    .map(|label| vec![(label.name.clone(), String::new())])
+                    .collect(),
+            };
+            for (&step, &bytes) in &stream_bytes {
+                for key in &keys {
+                    *per_step[step].entry(key.clone()).or_default() += bytes;
                 }
             }
         }
-        let mut out: Vec<Volume> = volumes
+        per_step
             .into_iter()
-            .map(|(labels, bytes)| {
-                let name = match spec.aggregate_by {
-                    AggregateBy::Series => {
-                        Labels::from_pairs(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-                            .to_string()
-                    }
-                    AggregateBy::Labels => labels[0].0.clone(),
-                };
-                Volume {
-                    labels,
-                    name,
-                    bytes,
-                }
+            .map(|volumes| {
+                let mut out: Vec<Volume> = volumes
+                    .into_iter()
+                    .map(|(labels, bytes)| {
+                        let name = match spec.aggregate_by {
+                            AggregateBy::Series => Labels::from_pairs(
+                                labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                            )
+                            .to_string(),
+                            AggregateBy::Labels => labels[0].0.clone(),
+                        };
+                        Volume {
+                            labels,
+                            name,
+                            bytes,
+                        }
+                    })
+                    .collect();
+                out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+                out.truncate(limit);
+                out
             })
-            .collect();
-        out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
-        out.truncate(limit);
-        out
+            .collect()
     }
 }
 
@@ -415,6 +441,46 @@ mod tests {
             100,
         );
         assert_eq!(by_pod[2].labels, vec![("pod".into(), "b".into())]);
+    }
+
+    #[test]
+    fn volumes_in_steps_split_chunks_like_one_range_each() {
+        let mut set = ChunkSet::new();
+        set.add(&labels(&[("job", "app")]), [chunk(0, 100, 1000, 10)]);
+        set.add(&labels(&[("job", "db")]), [chunk(150, 150, 7, 1)]);
+        let spec = VolumeSpec {
+            aggregate_by: AggregateBy::Series,
+            target_labels: &[],
+            matcher_names: &[],
+        };
+        let steps = [(0, 50), (50, 100), (100, 200), (200, 300)];
+        let got: Vec<Vec<(String, u64)>> = set
+            .volumes_in_steps(&steps, spec, 100)
+            .into_iter()
+            .map(|step| step.into_iter().map(|v| (v.name, v.bytes)).collect())
+            .collect();
+        // The app chunk [0, 100] is half in each of the first two steps and
+        // touches the third at its last entry.
+        assert_eq!(
+            got,
+            vec![
+                vec![("{job=\"app\"}".to_string(), 500)],
+                vec![("{job=\"app\"}".to_string(), 500)],
+                vec![
+                    ("{job=\"db\"}".to_string(), 7),
+                    ("{job=\"app\"}".to_string(), 0)
+                ],
+                vec![],
+            ]
+        );
+        for (index, &(start, end)) in steps.iter().enumerate() {
+            let one: Vec<(String, u64)> = set
+                .volumes(start, end, spec, 100)
+                .into_iter()
+                .map(|v| (v.name, v.bytes))
+                .collect();
+            assert_eq!(one, got[index], "step {index}");
+        }
     }
 
     #[test]

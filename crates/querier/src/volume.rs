@@ -170,9 +170,15 @@ async fn volume(
         target_labels: &query.target_labels,
         matcher_names: &query.matcher_names,
     };
+    let buckets = buckets(range, step);
+    let spans: Vec<(i64, i64)> = buckets
+        .iter()
+        .map(|bucket| (bucket.start, bucket.end))
+        .collect();
+    let per_bucket = set.volumes_in_steps(&spans, spec, query.limit);
     let mut series: BTreeMap<String, VolumeSeries> = BTreeMap::new();
-    for bucket in buckets(range, step) {
-        for volume in set.volumes(bucket.start, bucket.end, spec, query.limit) {
+    for (bucket, volumes) in buckets.iter().zip(per_bucket) {
+        for volume in volumes {
             series
                 .entry(volume.name.clone())
                 .or_insert_with(|| VolumeSeries {
