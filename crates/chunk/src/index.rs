@@ -60,7 +60,8 @@ pub struct ChunkRef {
     pub through_ns: i64,
     /// Checksum of the chunk object's bytes (part of its key).
     pub checksum: u32,
-    /// Size of the chunk object in bytes.
+    /// Uncompressed size of the chunk's blocks in bytes (what Loki's index
+    /// records, in KB, for index stats and volumes); not the object size.
     pub size_bytes: u32,
     /// Number of log entries in the chunk.
     pub entries: u32,

@@ -110,6 +110,14 @@ impl Labels {
         parser::parse(input).map(Labels::from_unsorted)
     }
 
+    /// Parses a label string like [`Labels::parse`] but keeps pairs with
+    /// empty values (log pipelines produce them), sorted by name.
+    pub fn parse_pairs(input: &str) -> Result<Vec<Label>, LabelsError> {
+        let mut pairs = parser::parse(input)?;
+        pairs.sort_by(|left, right| left.name.cmp(&right.name));
+        Ok(pairs)
+    }
+
     /// Returns the value of the first label called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs

@@ -9,7 +9,9 @@
 //! - the object-store layout ([`key`]): schema periods, [`ChunkKey`] and index
 //!   file names ([`IndexFileName`]);
 //! - the per-(period, tenant) index file ([`index`]): [`IndexWriter`] and
-//!   [`IndexReader`], mapping label matchers to series to [`ChunkRef`]s.
+//!   [`IndexReader`], mapping label matchers to series to [`ChunkRef`]s;
+//! - index statistics and byte volumes over chunk metadata ([`stats`]), with
+//!   replicas' copies of a chunk counted once.
 //!
 //! It is pure: no async runtime, no I/O. The byte formats are documented in
 //! `docs/formats.md`.
@@ -24,6 +26,7 @@ mod iter;
 pub mod key;
 pub mod labels;
 pub mod memchunk;
+pub mod stats;
 mod varint;
 
 pub use block::BlockMeta;

@@ -25,6 +25,8 @@ pub struct LimitsConfig {
     pub max_entries_limit_per_query: u32,
     /// Most series a metric query may return.
     pub max_query_series: usize,
+    /// Live tails a tenant may have open at once.
+    pub max_concurrent_tail_requests: u32,
     /// Reject entries older than `reject_old_samples_max_age`.
     pub reject_old_samples: bool,
     /// Oldest entry accepted when `reject_old_samples` is on.
@@ -150,6 +152,7 @@ impl Default for LimitsConfig {
             max_line_size_truncate: false,
             max_entries_limit_per_query: 5000,
             max_query_series: 500,
+            max_concurrent_tail_requests: 10,
             reject_old_samples: true,
             reject_old_samples_max_age: Duration::from_secs(7 * 24 * 3600),
             creation_grace_period: Duration::from_secs(10 * 60),

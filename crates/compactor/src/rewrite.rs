@@ -58,6 +58,7 @@ pub(crate) async fn rewrite_chunk(
             from_ns,
             through_ns,
             entries,
+            uncompressed,
             deleted,
         } => {
             let new_chunk = store
@@ -67,6 +68,7 @@ pub(crate) async fn rewrite_chunk(
                     from_ns,
                     through_ns,
                     entries,
+                    uncompressed,
                     bytes,
                 )
                 .await?;
@@ -88,6 +90,7 @@ enum Filtered {
         from_ns: i64,
         through_ns: i64,
         entries: usize,
+        uncompressed: usize,
         deleted: u64,
     },
 }
@@ -114,6 +117,7 @@ fn filter_chunk(chunk: &MemChunk, requests: &[CompiledRequest]) -> Result<Filter
     };
     Ok(Filtered::Rewritten {
         entries: kept.entries(),
+        uncompressed: kept.uncompressed_bytes(),
         bytes: kept.encode(),
         from_ns,
         through_ns,
@@ -165,6 +169,7 @@ mod tests {
             through_ns,
             entries,
             deleted,
+            ..
         } = filter_chunk(&chunk(), &requests).unwrap()
         else {
             panic!("expected a rewrite");

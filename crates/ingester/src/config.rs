@@ -36,6 +36,9 @@ pub struct IngesterConfig {
     /// Time limit of one chunk or index upload.
     #[serde(with = "humantime_serde_compat")]
     pub flush_op_timeout: Duration,
+    /// Streams a live tail may drop (its reader too slow) before the list
+    /// reported with its next response starts over.
+    pub max_dropped_streams: usize,
     /// Write-ahead log.
     pub wal: WalConfig,
 }
@@ -87,6 +90,7 @@ impl Default for IngesterConfig {
             flush_check_period: Duration::from_secs(30),
             concurrent_flushes: 32,
             flush_op_timeout: Duration::from_secs(10 * 60),
+            max_dropped_streams: 10,
             wal: WalConfig::default(),
         }
     }

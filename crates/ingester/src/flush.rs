@@ -178,10 +178,11 @@ impl Flusher {
                 from_ns,
                 through_ns,
                 desc.chunk.entries(),
+                desc.chunk.uncompressed_bytes(),
             ))
         })
         .await;
-        let Ok(Some((bytes, from_ns, through_ns, entries))) = encoded else {
+        let Ok(Some((bytes, from_ns, through_ns, entries, uncompressed))) = encoded else {
             return true;
         };
         let size = bytes.len();
@@ -191,6 +192,7 @@ impl Flusher {
             from_ns,
             through_ns,
             entries,
+            uncompressed,
             bytes,
         );
         let result = match tokio::time::timeout(self.op_timeout, upload).await {

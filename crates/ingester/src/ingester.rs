@@ -12,8 +12,9 @@ use parking_lot::RwLock;
 use prometheus_client::registry::Registry;
 use sluice_common::TenantId;
 use sluice_proto::logproto::{
-    LabelRequest, LabelResponse, PushRequest, QueryRequest, QueryResponse, SeriesRequest,
-    SeriesResponse,
+    ChunkStatsRequest, ChunkStatsResponse, IndexStatsRequest, IndexStatsResponse, LabelRequest,
+    LabelResponse, PushRequest, QueryRequest, QueryResponse, SeriesRequest, SeriesResponse,
+    VolumeRequest, VolumeResponse,
 };
 use sluice_storage::ChunkStore;
 use sluice_wal::{FsyncPolicy, Wal};
@@ -26,6 +27,7 @@ use crate::flush::{remove_flushed, select_for_flush, FlushOp, Flusher, SweepOutc
 use crate::instance::{Instance, PushContext};
 use crate::metrics::IngesterMetrics;
 use crate::query;
+use crate::tail::{TailSender, Tailer};
 use crate::wal_record::{decode, Record};
 
 /// Where the ingester keeps its state and sends its chunks.
@@ -319,6 +321,65 @@ impl Ingester {
         }
     }
 
+    /// Opens a live tail of `query` (a log query) sending into `sender`
+    /// until the receiver goes away or the ingester stops.
+    pub(crate) fn tail(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        sender: TailSender,
+    ) -> Result<(), IngesterError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(IngesterError::ShuttingDown);
+        }
+        let tailer = Tailer::new(query, self.config.max_dropped_streams, sender)?;
+        self.instance(tenant).add_tailer(Arc::new(tailer));
+        Ok(())
+    }
+
+    /// Returns the number of open live tails of a tenant.
+    pub fn tailers_count(&self, tenant: &TenantId) -> usize {
+        self.existing_instance(tenant)
+            .map_or(0, |instance| instance.tailers_count())
+    }
+
+    /// Answers Sluice's `GetChunkStats`.
+    pub fn chunk_stats(
+        &self,
+        tenant: &TenantId,
+        request: &ChunkStatsRequest,
+    ) -> Result<ChunkStatsResponse, IngesterError> {
+        match self.existing_instance(tenant) {
+            Some(instance) => query::chunk_stats(&instance, request),
+            None => Ok(ChunkStatsResponse::default()),
+        }
+    }
+
+    /// Answers Loki's `GetStats`.
+    pub fn index_stats(
+        &self,
+        tenant: &TenantId,
+        request: &IndexStatsRequest,
+    ) -> Result<IndexStatsResponse, IngesterError> {
+        query::index_stats(&self.instance_or_empty(tenant), request)
+    }
+
+    /// Answers Loki's `GetVolume`.
+    pub fn volume(
+        &self,
+        tenant: &TenantId,
+        request: &VolumeRequest,
+    ) -> Result<VolumeResponse, IngesterError> {
+        query::volume(&self.instance_or_empty(tenant), request)
+    }
+
+    /// The tenant's instance, or an empty one (not registered) so that a
+    /// request for an unknown tenant is still validated.
+    fn instance_or_empty(&self, tenant: &TenantId) -> Arc<Instance> {
+        self.existing_instance(tenant)
+            .unwrap_or_else(|| Arc::new(Instance::new(tenant.clone())))
+    }
+
     /// Asks the flush loop to flush every chunk now (`POST /flush`).
     pub fn request_flush(&self) {
         self.flush_requested.notify_one();
@@ -439,6 +500,10 @@ impl Ingester {
     /// few times), and closes the WAL.
     pub async fn stop(self: &Arc<Ingester>) {
         self.stopping.store(true, Ordering::SeqCst);
+        // Tails end now, so queriers move to the other replicas.
+        for instance in self.all_instances() {
+            instance.close_tailers();
+        }
         if self.config.wal.flush_on_shutdown || self.wal.is_none() {
             let deadline = Instant::now() + self.config.flush_op_timeout;
             for attempt in 1..=5 {

@@ -244,3 +244,110 @@ async fn pushes_are_refused_once_stopping() {
         .unwrap_err();
     assert!(err.to_string().contains("shutting down"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_receives_pushes_to_the_streams_it_selects_until_its_reader_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::fake();
+    let ingester = open(dir.path(), None).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(crate::tail::TAIL_BUFFER);
+    ingester
+        .tail(&tenant, "{job=\"a\"} |= \"line 1\"", sender)
+        .unwrap();
+    assert_eq!(ingester.tailers_count(&tenant), 1);
+    assert_eq!(ingester.tailers_count(&TenantId::new("other").unwrap()), 0);
+    ingester.push(&tenant, &push("{job=\"a\"}", 0, 12)).unwrap();
+    ingester.push(&tenant, &push("{job=\"b\"}", 0, 12)).unwrap();
+    let response = receiver.recv().await.unwrap().unwrap();
+    let stream = response.stream.unwrap();
+    assert_eq!(stream.labels, "{job=\"a\"}");
+    let lines: Vec<&str> = stream.entries.iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(lines, vec!["line 1", "line 10", "line 11"]);
+    assert!(receiver.try_recv().is_err(), "nothing from {{job=\"b\"}}");
+    drop(receiver);
+    assert_eq!(
+        ingester.tailers_count(&tenant),
+        0,
+        "a gone reader ends the tail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_volumes_cover_unflushed_chunks_and_chunk_stats_all() {
+    use sluice_proto::logproto::{ChunkStatsRequest, IndexStatsRequest, VolumeRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::fake();
+    let store = memory_store();
+    let config = IngesterConfig {
+        chunk_retain_period: std::time::Duration::from_secs(3600),
+        ..config()
+    };
+    let ingester = open_with(config, dir.path(), Some(store)).await;
+    ingester
+        .push(&tenant, &push("{job=\"a\", pod=\"1\"}", 0, 50))
+        .unwrap();
+    ingester
+        .push(&tenant, &push("{job=\"a\", pod=\"2\"}", 0, 10))
+        .unwrap();
+    let stats = |ingester: &Ingester| {
+        ingester
+            .index_stats(
+                &tenant,
+                &IndexStatsRequest {
+                    from: 0,
+                    through: 10_000,
+                    matchers: "{job=\"a\"}".to_string(),
+                },
+            )
+            .unwrap()
+    };
+    let before = stats(&ingester);
+    assert_eq!((before.streams, before.chunks, before.entries), (2, 2, 60));
+    assert!(before.bytes > 60 * 6, "{before:?}");
+    let volume = ingester
+        .volume(
+            &tenant,
+            &VolumeRequest {
+                from: 0,
+                through: 10_000,
+                matchers: "{}".to_string(),
+                limit: 1,
+                step: 0,
+                target_labels: vec!["pod".to_string()],
+                aggregate_by: "series".to_string(),
+            },
+        )
+        .unwrap();
+    assert_eq!(volume.volumes.len(), 1, "limit");
+    assert_eq!(volume.volumes[0].name, "{pod=\"1\"}");
+    let bad = VolumeRequest {
+        aggregate_by: "pods".to_string(),
+        ..VolumeRequest::default()
+    };
+    assert_eq!(
+        ingester.volume(&tenant, &bad).unwrap_err().to_string(),
+        "invalid aggregation option"
+    );
+
+    // Flushed chunks are the store's to count (Loki); GetChunkStats still
+    // reports them while they stay in memory.
+    ingester.sweep(true).await;
+    let after = stats(&ingester);
+    assert_eq!((after.streams, after.chunks, after.entries), (0, 0, 0));
+    let all = ingester
+        .chunk_stats(
+            &tenant,
+            &ChunkStatsRequest {
+                from: 0,
+                through: i64::MAX,
+                matchers: String::new(),
+            },
+        )
+        .unwrap();
+    let entries: u64 = all
+        .streams
+        .iter()
+        .flat_map(|stream| stream.chunks.iter().map(|chunk| chunk.entries))
+        .sum();
+    assert_eq!((all.streams.len(), entries), (2, 60));
+}

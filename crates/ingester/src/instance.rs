@@ -17,6 +17,7 @@ use crate::config::IngesterConfig;
 use crate::error::IngesterError;
 use crate::metrics::{IngesterMetrics, TenantLabel};
 use crate::stream::{FlushReason, FlushState, Stream};
+use crate::tail::Tailer;
 use crate::wal_record::{encode_checkpoint, PushRecordBuilder, PushStream};
 
 /// The streams of one tenant, by fingerprint (a bucket holds the rare
@@ -25,6 +26,8 @@ use crate::wal_record::{encode_checkpoint, PushRecordBuilder, PushStream};
 pub(crate) struct Instance {
     tenant: TenantId,
     streams: RwLock<HashMap<u64, Vec<Arc<Stream>>>>,
+    /// Open live tails; pushes offer their entries to them.
+    tailers: RwLock<Vec<Arc<Tailer>>>,
 }
 
 /// What a push needs besides the request.
@@ -40,6 +43,7 @@ impl Instance {
         Instance {
             tenant,
             streams: RwLock::new(HashMap::new()),
+            tailers: RwLock::new(Vec::new()),
         }
     }
 
@@ -146,10 +150,65 @@ impl Instance {
             }
         }
         drop(guards);
+        self.notify_tailers(&groups);
         match last_error {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// Offers the entries of a push, now durable and applied, to the open
+    /// tails that select their streams.
+    fn notify_tailers(&self, groups: &[(Arc<Stream>, Vec<&StreamAdapter>)]) {
+        let tailers = {
+            let tailers = self.tailers.read();
+            if tailers.is_empty() {
+                return;
+            }
+            tailers.clone()
+        };
+        let mut closed = false;
+        for tailer in &tailers {
+            if tailer.is_closed() {
+                closed = true;
+                continue;
+            }
+            for (stream, parts) in groups {
+                if tailer.selects(&stream.labels) {
+                    tailer.offer(
+                        &stream.labels,
+                        &stream.labels_text,
+                        parts.iter().flat_map(|part| part.entries.iter()),
+                    );
+                }
+            }
+        }
+        if closed {
+            self.remove_closed_tailers();
+        }
+    }
+
+    /// Registers an open tail.
+    pub(crate) fn add_tailer(&self, tailer: Arc<Tailer>) {
+        self.remove_closed_tailers();
+        self.tailers.write().push(tailer);
+    }
+
+    /// Returns the number of open tails.
+    pub(crate) fn tailers_count(&self) -> usize {
+        self.remove_closed_tailers();
+        self.tailers.read().len()
+    }
+
+    /// Ends every open tail (the ingester is stopping).
+    pub(crate) fn close_tailers(&self) {
+        for tailer in self.tailers.write().drain(..) {
+            tailer.close();
+        }
+    }
+
+    fn remove_closed_tailers(&self) {
+        self.tailers.write().retain(|tailer| !tailer.is_closed());
     }
 
     /// Re-applies a push record from the WAL to streams whose state is

@@ -19,6 +19,7 @@ mod metrics;
 mod query;
 pub mod service;
 mod stream;
+mod tail;
 mod wal_record;
 
 pub use config::{FsyncMode, IngesterConfig, WalConfig};

@@ -3,16 +3,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
 use sluice_chunk::Direction;
-use sluice_logql::{Expr, LogExpr, Matcher, Stage};
+use sluice_logql::{Expr, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
-    self, EntryAdapter, LabelRequest, LabelResponse, QueryRequest, QueryResponse, SeriesIdentifier,
-    SeriesRequest, SeriesResponse, StreamAdapter,
+    self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
+    IndexStatsResponse, LabelRequest, LabelResponse, QueryRequest, QueryResponse, SeriesIdentifier,
+    SeriesRequest, SeriesResponse, StreamAdapter, StreamChunkStats, Volume, VolumeRequest,
+    VolumeResponse,
 };
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 
 use crate::error::IngesterError;
 use crate::instance::Instance;
+use crate::stream::FlushState;
 
 /// Entries per streamed batch.
 const BATCH_ENTRIES: usize = 1000;
@@ -178,4 +182,144 @@ pub(crate) fn series(
         }
     }
     Ok(SeriesResponse { series })
+}
+
+/// Parses a stream selector where empty or `{}` selects every stream.
+fn selector_or_all(selector: &str) -> Result<Vec<Matcher>, IngesterError> {
+    let compact: String = selector.split_whitespace().collect();
+    if compact.is_empty() || compact == "{}" {
+        return Ok(Vec::new());
+    }
+    Ok(sluice_logql::parse_selector(selector)?)
+}
+
+/// Returns the in-memory chunks of matching streams overlapping
+/// `[from, through)`, per stream; without `include_indexed`, only those the
+/// store does not index yet (not flushed, or flushed and not yet in a
+/// shipped index file).
+fn memory_chunks(
+    instance: &Instance,
+    matchers: &[Matcher],
+    from: i64,
+    through: i64,
+    include_indexed: bool,
+) -> Vec<(std::sync::Arc<crate::stream::Stream>, Vec<ChunkStat>)> {
+    let mut found = Vec::new();
+    for stream in instance.matching(matchers) {
+        let chunks: Vec<ChunkStat> = {
+            let data = stream.data.lock();
+            data.chunks
+                .iter()
+                .filter(|desc| include_indexed || !matches!(desc.state, FlushState::Flushed(_)))
+                .filter_map(|desc| {
+                    let (from_ns, through_ns) = desc.chunk.bounds()?;
+                    let stat = ChunkStat {
+                        from_ns,
+                        through_ns,
+                        bytes: desc.chunk.uncompressed_bytes() as u64,
+                        entries: desc.chunk.entries() as u64,
+                    };
+                    stat.overlaps(from, through).then_some(stat)
+                })
+                .collect()
+        };
+        if !chunks.is_empty() {
+            found.push((stream, chunks));
+        }
+    }
+    found
+}
+
+/// Sluice's `GetChunkStats`: per stream, the size of every in-memory chunk,
+/// including flushed ones still kept (the querier counts a chunk the store
+/// also indexes once, and this way none is missed while its index file is
+/// on its way to the querier's cache).
+pub(crate) fn chunk_stats(
+    instance: &Instance,
+    request: &ChunkStatsRequest,
+) -> Result<ChunkStatsResponse, IngesterError> {
+    let matchers = selector_or_all(&request.matchers)?;
+    let streams = memory_chunks(instance, &matchers, request.from, request.through, true)
+        .into_iter()
+        .map(|(stream, chunks)| StreamChunkStats {
+            labels: stream.labels_text.clone(),
+            chunks: chunks
+                .into_iter()
+                .map(|chunk| logproto::ChunkStat {
+                    from: chunk.from_ns,
+                    through: chunk.through_ns,
+                    bytes: chunk.bytes,
+                    entries: chunk.entries,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ChunkStatsResponse { streams })
+}
+
+const NS_PER_MS: i64 = 1_000_000;
+
+fn chunk_set(instance: &Instance, matchers: &[Matcher], from: i64, through: i64) -> ChunkSet {
+    let mut set = ChunkSet::new();
+    for (stream, chunks) in memory_chunks(instance, matchers, from, through, false) {
+        set.add(&stream.labels, chunks);
+    }
+    set
+}
+
+/// Loki's `GetStats` over the chunks the store does not index yet.
+pub(crate) fn index_stats(
+    instance: &Instance,
+    request: &IndexStatsRequest,
+) -> Result<IndexStatsResponse, IngesterError> {
+    let matchers = sluice_logql::parse_selector(&request.matchers)?;
+    let from = request.from.saturating_mul(NS_PER_MS);
+    let through = request.through.saturating_mul(NS_PER_MS);
+    let stats = chunk_set(instance, &matchers, from, through).stats(from, through);
+    Ok(IndexStatsResponse {
+        streams: stats.streams,
+        chunks: stats.chunks,
+        bytes: stats.bytes,
+        entries: stats.entries,
+    })
+}
+
+/// Loki's `GetVolume` over the chunks the store does not index yet.
+pub(crate) fn volume(
+    instance: &Instance,
+    request: &VolumeRequest,
+) -> Result<VolumeResponse, IngesterError> {
+    let aggregate_by = AggregateBy::parse(&request.aggregate_by)
+        .ok_or_else(|| IngesterError::UnsupportedQuery("invalid aggregation option".to_string()))?;
+    let mut matchers = selector_or_all(&request.matchers)?;
+    let matcher_names: Vec<String> = matchers.iter().map(|m| m.name.clone()).collect();
+    // Loki: every target label must be present.
+    for target in &request.target_labels {
+        if !matcher_names.contains(target) {
+            matchers.push(Matcher::new(target.clone(), MatchOp::Re, ".+")?);
+        }
+    }
+    let from = request.from.saturating_mul(NS_PER_MS);
+    let through = request.through.saturating_mul(NS_PER_MS);
+    let limit = usize::try_from(request.limit).unwrap_or(0);
+    let volumes = chunk_set(instance, &matchers, from, through).volumes(
+        from,
+        through,
+        VolumeSpec {
+            aggregate_by,
+            target_labels: &request.target_labels,
+            matcher_names: &matcher_names,
+        },
+        limit,
+    );
+    Ok(VolumeResponse {
+        volumes: volumes
+            .into_iter()
+            .map(|volume| Volume {
+                name: volume.name,
+                volume: volume.bytes,
+            })
+            .collect(),
+        limit: request.limit,
+    })
 }

@@ -11,14 +11,17 @@ use sluice_common::TenantId;
 use sluice_proto::logproto::pusher_server::{Pusher, PusherServer};
 use sluice_proto::logproto::querier_server::{Querier, QuerierServer};
 use sluice_proto::logproto::{
-    LabelRequest, LabelResponse, PushRequest, PushResponse, QueryRequest, QueryResponse,
-    SeriesRequest, SeriesResponse,
+    ChunkStatsRequest, ChunkStatsResponse, IndexStatsRequest, IndexStatsResponse, LabelRequest,
+    LabelResponse, PushRequest, PushResponse, QueryRequest, QueryResponse, SeriesRequest,
+    SeriesResponse, TailRequest, TailResponse, TailersCountRequest, TailersCountResponse,
+    VolumeRequest, VolumeResponse,
 };
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::error::IngesterError;
 use crate::ingester::Ingester;
+use crate::tail::TAIL_BUFFER;
 
 /// Batches buffered between the query thread and the gRPC stream.
 const QUERY_STREAM_BUFFER: usize = 4;
@@ -89,10 +92,12 @@ impl Pusher for IngesterService {
 }
 
 type QueryStream = Pin<Box<dyn Stream<Item = Result<QueryResponse, Status>> + Send>>;
+type TailStream = Pin<Box<dyn Stream<Item = Result<TailResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Querier for IngesterService {
     type QueryStream = QueryStream;
+    type TailStream = TailStream;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryStream>, Status> {
         let tenant = tenant_of(&request)?;
@@ -132,6 +137,60 @@ impl Querier for IngesterService {
         let series = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
         let response = blocking(move || ingester.series(&tenant, &series)).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn tail(&self, request: Request<TailRequest>) -> Result<Response<TailStream>, Status> {
+        let tenant = tenant_of(&request)?;
+        let tail = request.into_inner();
+        let (sender, receiver) = mpsc::channel(TAIL_BUFFER);
+        self.ingester.tail(&tenant, &tail.query, sender)?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn tailers_count(
+        &self,
+        request: Request<TailersCountRequest>,
+    ) -> Result<Response<TailersCountResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let count = self.ingester.tailers_count(&tenant);
+        Ok(Response::new(TailersCountResponse {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn get_stats(
+        &self,
+        request: Request<IndexStatsRequest>,
+    ) -> Result<Response<IndexStatsResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let stats = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let response = blocking(move || ingester.index_stats(&tenant, &stats)).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_volume(
+        &self,
+        request: Request<VolumeRequest>,
+    ) -> Result<Response<VolumeResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let volume = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let response = blocking(move || ingester.volume(&tenant, &volume)).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_chunk_stats(
+        &self,
+        request: Request<ChunkStatsRequest>,
+    ) -> Result<Response<ChunkStatsResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let stats = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let response = blocking(move || ingester.chunk_stats(&tenant, &stats)).await?;
         Ok(Response::new(response))
     }
 }

@@ -14,6 +14,9 @@ pub struct QuerierConfig {
     /// ingesters for every range.
     #[serde(with = "humantime_serde_compat")]
     pub query_ingesters_within: Duration,
+    /// Longest a live tail stays open (Loki's default 1h).
+    #[serde(with = "humantime_serde_compat")]
+    pub tail_max_duration: Duration,
     /// LogQL engine settings.
     pub engine: EngineConfig,
     /// Queries this querier runs at once for the query frontend (one
@@ -34,6 +37,7 @@ impl Default for QuerierConfig {
     fn default() -> QuerierConfig {
         QuerierConfig {
             query_ingesters_within: Duration::from_secs(3 * 3600),
+            tail_max_duration: Duration::from_secs(3600),
             engine: EngineConfig::default(),
             max_concurrent: 10,
         }

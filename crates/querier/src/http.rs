@@ -18,6 +18,14 @@ use crate::json::{write_labels, write_string, write_string_array};
 use crate::params::{Direction, Params, TimeRange};
 use crate::querier::{Querier, ResultStream};
 
+/// The live tail route alone (WebSocket; not something a query frontend
+/// can queue).
+pub(crate) fn tail_router(querier: Arc<Querier>) -> Router {
+    Router::new()
+        .route("/loki/api/v1/tail", get(crate::tail::tail))
+        .with_state(querier)
+}
+
 pub(crate) fn router(querier: Arc<Querier>) -> Router {
     Router::new()
         .route(
@@ -36,14 +44,27 @@ pub(crate) fn router(querier: Arc<Querier>) -> Router {
             "/loki/api/v1/format_query",
             get(format_query).post(format_query),
         )
+        .route("/loki/api/v1/tail", get(crate::tail::tail))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(crate::stats::index_stats).post(crate::stats::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(crate::volume::volume_instant).post(crate::volume::volume_instant),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(crate::volume::volume_range).post(crate::volume::volume_range),
+        )
         .with_state(querier)
 }
 
 /// Everything a handler needs from the request: the tenant and the
 /// parameters from the query string and, for POSTs, the form body.
-struct Call {
-    tenant: TenantId,
-    params: Params,
+pub(crate) struct Call {
+    pub(crate) tenant: TenantId,
+    pub(crate) params: Params,
 }
 
 impl FromRequest<Arc<Querier>> for Call {
@@ -65,7 +86,7 @@ impl FromRequest<Arc<Querier>> for Call {
 }
 
 /// A JSON body already in Loki's shape.
-struct LokiJson(String);
+pub(crate) struct LokiJson(pub(crate) String);
 
 impl IntoResponse for LokiJson {
     fn into_response(self) -> Response {
@@ -179,7 +200,7 @@ async fn run_log_query(
     })
 }
 
-fn stats_json(exec_seconds: f64, entries: usize) -> String {
+pub(crate) fn stats_json(exec_seconds: f64, entries: usize) -> String {
     summary_stats(exec_seconds, entries, 0)
 }
 

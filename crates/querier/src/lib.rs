@@ -1,5 +1,6 @@
 //! The querier: Loki's HTTP query API (`query_range`, `query`, `labels`,
-//! `label/<name>/values`, `series`). It parses and validates requests with
+//! `label/<name>/values`, `series`, the `tail` WebSocket, `index/stats`,
+//! `index/volume(_range)`). It parses and validates requests with
 //! Loki's rules, asks every ingester of the ring over the gRPC `Querier`
 //! API (recent window) and the store, merges and dedupes what the replicas
 //! and the store return, and answers in Loki's exact JSON shapes. Lines
@@ -13,9 +14,13 @@ pub mod frontend;
 mod http;
 mod ingesters;
 mod json;
+mod metrics;
 mod params;
 mod querier;
+mod stats;
 mod store;
+mod tail;
+mod volume;
 
 pub use config::QuerierConfig;
 pub use deletes::{DeleteFilter, DeleteFilterSource};

@@ -18,6 +18,7 @@ use crate::ingesters::ask_all;
 
 use crate::config::QuerierConfig;
 use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
+use crate::metrics::TailMetrics;
 use crate::params::{Direction, TimeRange};
 
 /// Answers Loki's read API from the ingester.
@@ -26,9 +27,10 @@ pub struct Querier {
     pub(crate) config: QuerierConfig,
     pub(crate) limits: LimitsConfig,
     pub(crate) auth_enabled: bool,
-    ingesters: Option<Arc<Ingesters>>,
-    store: Option<Arc<IndexCache>>,
+    pub(crate) ingesters: Option<Arc<Ingesters>>,
+    pub(crate) store: Option<Arc<IndexCache>>,
     deletes: OnceLock<SharedSource>,
+    pub(crate) tail_metrics: TailMetrics,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -59,6 +61,7 @@ impl Querier {
             ingesters,
             store,
             deletes: OnceLock::new(),
+            tail_metrics: TailMetrics::default(),
         })
     }
 
@@ -87,8 +90,19 @@ impl Querier {
             .collect())
     }
 
+    /// Returns only the live tail route, for a process whose query frontend
+    /// serves the other query routes.
+    pub fn tail_router(self: &Arc<Querier>) -> axum::Router {
+        crate::http::tail_router(Arc::clone(self))
+    }
+
+    /// Registers the querier's metrics (`loki_querier_tail_*`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.tail_metrics.register(registry);
+    }
+
     /// Returns the part of `range` the ingesters are asked about, if any.
-    fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
+    pub(crate) fn ingester_range(&self, range: TimeRange) -> Option<TimeRange> {
         self.ingesters.as_ref()?;
         let within =
             i64::try_from(self.config.query_ingesters_within.as_nanos()).unwrap_or(i64::MAX);

@@ -254,7 +254,8 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         {
             querier.hide_deleted_lines(filters);
         }
-        querier_router = Some(querier.router());
+        querier.register_metrics(&mut registry);
+        querier_router = Some((querier.router(), querier.tail_router()));
     }
     let mut frontend_channel = None;
     if targets.has(Module::QueryFrontend) {
@@ -272,12 +273,16 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             frontend.grpc_server(usize::MAX, usize::MAX),
         ));
     }
-    if let Some(router) = querier_router {
+    if let Some((router, tail_router)) = querier_router {
         // With a frontend in this process, the frontend owns the query
-        // routes and this querier works for it; otherwise the querier
-        // serves them itself and may also work for a remote frontend.
+        // routes (but live tail, which the querier serves itself) and this
+        // querier works for it; otherwise the querier serves them itself
+        // and may also work for a remote frontend.
         let channel = match frontend_channel {
-            Some(channel) => Some(channel),
+            Some(channel) => {
+                http_routes = http_routes.merge(tail_router);
+                Some(channel)
+            }
             None => {
                 http_routes = http_routes.merge(router.clone());
                 frontend_worker_channel(&config.frontend_worker.frontend_address)?

@@ -128,7 +128,9 @@ impl ChunkStore {
     }
 
     /// Uploads an already encoded chunk with bounds `[from, through]`;
-    /// returns its index entry (the checksum covers the object bytes).
+    /// returns its index entry (the checksum covers the object bytes; the
+    /// size is `uncompressed_bytes`, as Loki's index records it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_encoded_chunk(
         &self,
         tenant: &str,
@@ -136,6 +138,7 @@ impl ChunkStore {
         from_ns: i64,
         through_ns: i64,
         entries: usize,
+        uncompressed_bytes: usize,
         bytes: Vec<u8>,
     ) -> Result<ChunkRef, StorageError> {
         let chunk_ref = ChunkRef {
@@ -143,7 +146,7 @@ impl ChunkStore {
             from_ns,
             through_ns,
             checksum: crc32fast::hash(&bytes),
-            size_bytes: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            size_bytes: u32::try_from(uncompressed_bytes).unwrap_or(u32::MAX),
             entries: u32::try_from(entries).unwrap_or(u32::MAX),
         };
         let table = self.table_for(from_ns);

@@ -164,6 +164,7 @@ pub async fn load(
                     from,
                     through,
                     chunk.entries(),
+                    chunk.uncompressed_bytes(),
                     chunk.encode(),
                 )
                 .await
