@@ -1,97 +1,27 @@
 //! The memcached backend against a real memcached server, which each test
 //! starts itself on a free loopback port (`make test-deps` installs it).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use sluice_integration_tests::cluster::Memcached;
 
 use sluice_ring::{
     KvStore, Lifecycler, Member, MemberState, MemcachedConfig, MemcachedKv, RingConfig, RingError,
 };
 
-/// A memcached process, killed on drop.
-struct MemcachedServer {
-    child: Child,
-    port: u16,
-}
-
-impl MemcachedServer {
-    fn start() -> Self {
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-            listener.local_addr().expect("local addr").port()
-        };
-        Self::start_on(port)
-    }
-
-    fn start_on(port: u16) -> Self {
-        let spawned = Command::new("memcached")
-            // `-u root` is only consulted when running as root, where
-            // memcached otherwise refuses to start.
-            .args([
-                "-p",
-                &port.to_string(),
-                "-l",
-                "127.0.0.1",
-                "-U",
-                "0",
-                "-u",
-                "root",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-                "memcached is not installed (not found on PATH): run `make test-deps` to install it"
-            ),
-            Err(error) => panic!("cannot start memcached: {error}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return MemcachedServer { child, port };
-            }
-            if let Some(status) = child.try_wait().expect("poll memcached") {
-                panic!("memcached exited early with {status} (port {port} taken?)");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("memcached did not listen on 127.0.0.1:{port} within 10s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn client(&self) -> MemcachedKv {
-        MemcachedKv::new(&MemcachedConfig {
-            addresses: vec![self.addr()],
-            timeout: Duration::from_secs(2),
-        })
-        .expect("client")
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A client of `server` with a timeout generous enough for a busy CI box.
+fn client(server: &Memcached) -> MemcachedKv {
+    MemcachedKv::new(&MemcachedConfig {
+        addresses: vec![server.addr()],
+        timeout: Duration::from_secs(2),
+    })
+    .expect("client")
 }
 
 #[tokio::test]
 async fn text_protocol_operations() {
-    let server = MemcachedServer::start();
-    let kv = server.client();
+    let server = Memcached::start();
+    let kv = client(&server);
     assert_eq!(kv.get("missing").await.expect("gets"), None);
     assert!(kv.add("k", b"first").await.expect("add"));
     assert!(!kv.add("k", b"second").await.expect("add existing"));
@@ -136,11 +66,11 @@ fn joining(id: &str) -> Member {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_joiners_lose_nobody() {
-    let server = MemcachedServer::start();
+    let server = Memcached::start();
     let mut tasks = Vec::new();
     for index in 0..16 {
         // One client (connection) per joiner, as separate processes would.
-        let kv = server.client();
+        let kv = client(&server);
         tasks.push(tokio::spawn(async move {
             let id = format!("ingester-{index}");
             kv.update("ring", |desc| {
@@ -154,8 +84,7 @@ async fn concurrent_joiners_lose_nobody() {
     for task in tasks {
         task.await.expect("join").expect("update");
     }
-    let desc = server
-        .client()
+    let desc = client(&server)
         .get_desc("ring")
         .await
         .expect("get")
@@ -170,8 +99,7 @@ async fn concurrent_joiners_lose_nobody() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_survives_a_memcached_restart() {
-    let mut server = MemcachedServer::start();
-    let port = server.port;
+    let mut server = Memcached::start();
     let config = |id: &str| RingConfig {
         instance_id: id.to_owned(),
         instance_addr: format!("{id}:9095"),
@@ -180,8 +108,8 @@ async fn ring_survives_a_memcached_restart() {
         replication_factor: 2,
         ..RingConfig::default()
     };
-    let first = Lifecycler::new(server.client(), "ring", config("a")).expect("config");
-    let second = Lifecycler::new(server.client(), "ring", config("b")).expect("config");
+    let first = Lifecycler::new(client(&server), "ring", config("a")).expect("config");
+    let second = Lifecycler::new(client(&server), "ring", config("b")).expect("config");
     first.start().await.expect("start");
     second.start().await.expect("start");
     first.set_state(MemberState::Active).await.expect("active");
@@ -200,10 +128,7 @@ async fn ring_survives_a_memcached_restart() {
         ),
         "{err}"
     );
-    assert!(
-        err.to_string().contains(&format!("127.0.0.1:{port}")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&server.addr()), "{err}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The last ring is still served.
     let ring = first.ring();
@@ -219,8 +144,8 @@ async fn ring_survives_a_memcached_restart() {
 
     // Restart empty on the same port: heartbeats re-register both members
     // with their old tokens and states.
-    let server = MemcachedServer::start_on(port);
-    let kv = server.client();
+    server.start_again();
+    let kv = client(&server);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(Some(desc)) = kv.get_desc("ring").await {

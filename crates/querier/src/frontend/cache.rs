@@ -13,7 +13,7 @@
 use sluice_common::time::now_nanos;
 use sluice_common::{HttpError, TenantId};
 
-use super::results::{merge_matrix, sort_matrix, Extent, Matrix};
+use super::results::{merge_matrix, slice, sort_matrix, Extent, Matrix};
 use super::split::grid_floor;
 use super::Frontend;
 
@@ -55,71 +55,46 @@ impl Frontend {
             .and_then(|bytes| serde_json::from_slice::<Extent>(&bytes).ok())
             .filter(|extent| extent.key == key);
 
-        // What the cache cannot answer.
-        let mut gaps = Vec::new();
-        let mut result = Matrix::new();
-        let mut covered = None;
-        match &cached {
+        // Points known for the piece's neighbourhood, and what the cache
+        // cannot answer.
+        let (mut known, gaps, covered) = match cached {
             Some(extent) if extent.start <= end + step && start <= extent.end + step => {
+                let mut gaps = Vec::new();
                 if start < extent.start {
                     gaps.push((start, extent.start - step));
                 }
                 if end > extent.end {
                     gaps.push((extent.end + step, end));
                 }
-                merge_matrix(&mut result, extent.slice(start, end));
-                covered = Some((extent.start.min(start), extent.end.max(end)));
+                let covered = (extent.start.min(start), extent.end.max(end));
+                (extent.slice(extent.start, extent.end), gaps, covered)
             }
-            _ => {
-                gaps.push((start, end));
-                covered = covered.or(Some((start, end)));
-            }
-        }
+            _ => (Matrix::new(), vec![(start, end)], (start, end)),
+        };
         let fetched = gaps.len();
-        let mut fresh = Matrix::new();
         for gap in gaps {
             merge_matrix(
-                &mut fresh,
+                &mut known,
                 self.fetch_matrix(tenant, query, gap, extra).await?,
             );
         }
-        merge_matrix(&mut result, fresh.clone());
-        sort_matrix(&mut result);
-        if fetched == 0 {
-            return Ok((result, 0));
-        }
+        sort_matrix(&mut known);
+        let result = slice(&known, start, end);
 
-        // Store what is old enough, joined with what was cached.
+        // Store what is old enough: the cached extent grown by the gaps.
         let freshness =
             i64::try_from(self.limits.max_cache_freshness_per_query.as_nanos()).unwrap_or(i64::MAX);
         let cutoff = grid_floor(origin, step, now_nanos().saturating_sub(freshness));
-        let Some((extent_start, extent_end)) = covered else {
-            return Ok((result, fetched));
-        };
-        let extent_end = extent_end.min(cutoff);
-        if extent_end >= extent_start {
-            let mut all = cached
-                .map(|extent| extent.slice(extent.start, extent.end))
-                .unwrap_or_default();
-            merge_matrix(&mut all, fresh);
-            sort_matrix(&mut all);
-            for points in all.values_mut() {
-                points.dedup_by_key(|(ms, _)| *ms);
-            }
+        let (extent_start, extent_end) = (covered.0, covered.1.min(cutoff));
+        if fetched > 0 && extent_end >= extent_start {
             let extent = Extent {
                 key: key.clone(),
                 start: extent_start,
                 end: extent_end,
-                series: Vec::new(),
+                series: slice(&known, extent_start, extent_end)
+                    .into_iter()
+                    .collect(),
             };
-            let series = Extent {
-                series: all.into_iter().collect(),
-                ..extent.clone()
-            }
-            .slice(extent_start, extent_end)
-            .into_iter()
-            .collect();
-            let extent = Extent { series, ..extent };
             match serde_json::to_vec(&extent) {
                 Ok(bytes) => cache.store(&key, bytes).await,
                 Err(err) => tracing::warn!(%err, "cannot encode a cache extent"),

@@ -198,23 +198,33 @@ pub(crate) struct Extent {
 
 impl Extent {
     /// The points of the extent within `[start, end]` (ns).
-    pub(crate) fn slice(&self, start: i64, end: i64) -> BTreeMap<LabelPairs, Vec<Point>> {
-        let (from_ms, to_ms) = (start.div_euclid(1_000_000), end.div_euclid(1_000_000));
-        self.series
-            .iter()
-            .map(|(labels, points)| {
-                (
-                    labels.clone(),
-                    points
-                        .iter()
-                        .filter(|(ms, _)| *ms >= from_ms && *ms <= to_ms)
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, points)| !points.is_empty())
-            .collect()
+    pub(crate) fn slice(&self, start: i64, end: i64) -> Matrix {
+        slice_series(self.series.iter().map(|(l, p)| (l, p)), start, end)
     }
+}
+
+/// The points of `matrix` within `[start, end]` (ns).
+pub(crate) fn slice(matrix: &Matrix, start: i64, end: i64) -> Matrix {
+    slice_series(matrix.iter(), start, end)
+}
+
+fn slice_series<'a>(
+    series: impl Iterator<Item = (&'a LabelPairs, &'a Vec<Point>)>,
+    start: i64,
+    end: i64,
+) -> Matrix {
+    let (from_ms, to_ms) = (start.div_euclid(1_000_000), end.div_euclid(1_000_000));
+    series
+        .map(|(labels, points)| {
+            let kept: Vec<Point> = points
+                .iter()
+                .filter(|(ms, _)| (from_ms..=to_ms).contains(ms))
+                .cloned()
+                .collect();
+            (labels.clone(), kept)
+        })
+        .filter(|(_, points)| !points.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
