@@ -16,6 +16,12 @@ pub struct QuerierConfig {
     pub query_ingesters_within: Duration,
     /// LogQL engine settings.
     pub engine: EngineConfig,
+    /// Answer reads for several tenants at once (`X-Scope-OrgID: a|b`),
+    /// labelling results with `__tenant_id__`.
+    pub multi_tenant_queries_enabled: bool,
+    /// Longest LogQL expression (`query`, `match[]`) accepted, in bytes;
+    /// longer ones are refused with 400 before parsing.
+    pub max_query_expression_bytes: usize,
 }
 
 /// `querier.engine`.
@@ -32,6 +38,8 @@ impl Default for QuerierConfig {
         QuerierConfig {
             query_ingesters_within: Duration::from_secs(3 * 3600),
             engine: EngineConfig::default(),
+            multi_tenant_queries_enabled: false,
+            max_query_expression_bytes: 128 << 10,
         }
     }
 }

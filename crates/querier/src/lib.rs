@@ -12,6 +12,7 @@ mod json;
 mod params;
 mod querier;
 mod store;
+mod tenants;
 
 pub use config::QuerierConfig;
 pub use querier::Querier;

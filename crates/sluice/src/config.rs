@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use sluice_common::runtime_config::RuntimeConfig;
 use sluice_common::server::ServerConfig;
 use sluice_common::LimitsConfig;
 use sluice_distributor::DistributorConfig;
@@ -33,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) ingester_client: IngesterClientConfig,
     pub(crate) querier: QuerierConfig,
     pub(crate) limits_config: LimitsConfig,
+    /// Per-tenant overrides of `limits_config`, re-read at runtime.
+    pub(crate) runtime_config: RuntimeConfig,
     pub(crate) storage_config: StorageConfig,
     pub(crate) schema_config: SchemaConfig,
 }
@@ -60,6 +63,7 @@ impl Default for Config {
             ingester_client: IngesterClientConfig::default(),
             querier: QuerierConfig::default(),
             limits_config: LimitsConfig::default(),
+            runtime_config: RuntimeConfig::default(),
             storage_config: StorageConfig::default(),
             schema_config: SchemaConfig::default(),
         }
@@ -105,6 +109,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "ingester_client",
     "querier",
     "limits_config",
+    "runtime_config",
     "storage_config",
     "schema_config",
 ];
@@ -153,6 +158,13 @@ impl Config {
         self.server.http_addr().map_err(ConfigError::Invalid)?;
         self.server.grpc_addr().map_err(ConfigError::Invalid)?;
         self.ingester.validate().map_err(ConfigError::Invalid)?;
+        self.distributor.validate().map_err(ConfigError::Invalid)?;
+        self.limits_config
+            .validate()
+            .map_err(|message| ConfigError::Invalid(format!("limits_config.{message}")))?;
+        self.runtime_config
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Targets::parse(&self.target)
             .map_err(|err| ConfigError::Invalid(format!("target: {err}")))?;
         if self.common.path_prefix.trim().is_empty() {
