@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
-.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench doc clean
+.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench fuzz doc clean
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
 run:
@@ -47,6 +47,16 @@ clippy:
 ## bench: the criterion benchmarks, short runs
 bench:
 	$(CARGO) bench --workspace -- --warm-up-time 1 --measurement-time 3
+
+## fuzz: run each cargo-fuzz target (fuzz/) for FUZZ_TIME seconds; needs
+## nightly and `cargo install cargo-fuzz`
+FUZZ_TIME ?= 60
+FUZZ_TARGETS := push_decode logql_parse
+
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_TIME)) || exit 1; \
+	done
 
 doc:
 	$(CARGO) doc --workspace --no-deps
