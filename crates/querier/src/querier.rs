@@ -361,7 +361,7 @@ impl Querier {
             let mut tenant_groups = Vec::with_capacity(groups.len());
             for group in &groups {
                 let (picked, rest) = tenants.select(group);
-                if picked.iter().any(|picked| *picked == tenant) {
+                if picked.contains(&tenant) {
                     tenant_groups.push(rest);
                 }
             }
