@@ -128,7 +128,8 @@ impl DiscardMetrics {
     }
 
     /// Returns the samples counted so far for `reason` and `tenant`.
-    pub fn samples(&self, reason: DiscardReason, tenant: &str) -> u64 {
+    #[cfg(test)]
+    fn samples(&self, reason: DiscardReason, tenant: &str) -> u64 {
         self.samples
             .get_or_create(&DiscardLabels {
                 reason: reason.as_str(),
@@ -138,7 +139,8 @@ impl DiscardMetrics {
     }
 
     /// Returns the bytes counted so far for `reason` and `tenant`.
-    pub fn bytes(&self, reason: DiscardReason, tenant: &str) -> u64 {
+    #[cfg(test)]
+    fn bytes(&self, reason: DiscardReason, tenant: &str) -> u64 {
         self.bytes
             .get_or_create(&DiscardLabels {
                 reason: reason.as_str(),

@@ -11,7 +11,6 @@ use std::time::Instant;
 pub struct TokenBucket {
     tokens: f64,
     last: Instant,
-    burst: f64,
 }
 
 impl TokenBucket {
@@ -20,7 +19,6 @@ impl TokenBucket {
         TokenBucket {
             tokens: burst,
             last: now,
-            burst,
         }
     }
 
@@ -29,7 +27,6 @@ impl TokenBucket {
     fn refill(&mut self, rate: f64, burst: f64, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
-        self.burst = burst;
         self.tokens = (self.tokens + elapsed * rate.max(0.0)).min(burst);
     }
 
@@ -51,18 +48,6 @@ impl TokenBucket {
             self.tokens -= n;
         }
         true
-    }
-
-    /// Takes `n` tokens whether or not they are there (the bucket may go
-    /// negative, so later requests wait for the debt to be repaid).
-    pub fn force_take(&mut self, n: f64, rate: f64, burst: f64, now: Instant) {
-        self.refill(rate, burst, now);
-        self.tokens -= n;
-    }
-
-    /// Returns the burst the bucket was last used with.
-    pub fn burst(&self) -> f64 {
-        self.burst
     }
 }
 

@@ -93,3 +93,50 @@ mod tests {
         assert!(push(&seed("json_numeric_ts")).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use prost::Message;
+    use sluice_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+
+    use super::push;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Arbitrary bytes through decoding and validation: a result or an
+        /// error, never a panic.
+        #[test]
+        fn arbitrary_inputs_never_panic(input in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = push(&input);
+        }
+
+        /// Well-formed protobuf carrying arbitrary label strings, lines and
+        /// timestamps reaches the label parser and every validation rule.
+        #[test]
+        fn arbitrary_streams_never_panic(
+            labels in prop_oneof!["\\PC{0,64}", "\\{([a-z_]{1,4}=\"[^\"]{0,6}\",? ?){0,4}\\}"],
+            line in "\\PC{0,300}",
+            timestamp in any::<i64>(),
+        ) {
+            let request = PushRequest {
+                streams: vec![StreamAdapter {
+                    labels,
+                    entries: vec![EntryAdapter {
+                        timestamp: Some(sluice_proto::timestamp_from_nanos(timestamp)),
+                        line,
+                        structured_metadata: Vec::new(),
+                    }],
+                    hash: 0,
+                }],
+            };
+            let body = snap::raw::Encoder::new()
+                .compress_vec(&request.encode_to_vec())
+                .expect("snappy encodes");
+            let mut input = vec![0, 0];
+            input.extend_from_slice(&body);
+            let _ = push(&input);
+        }
+    }
+}

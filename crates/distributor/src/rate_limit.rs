@@ -4,7 +4,7 @@
 //! `global` strategy a tenant's rate is divided among the healthy
 //! distributors of the distributor ring; the burst stays per distributor,
 //! as in Loki. A push is charged its valid bytes and lines only if both
-//! limits allow it; a refused push takes nothing.
+//! limits allow it; a refused push takes nothing. A rate of 0 is no limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,7 +77,13 @@ impl IngestionLimiter {
         now: Instant,
     ) -> Result<(), Refusal> {
         let share = self.share(strategy);
-        let byte_rate = limits.ingestion_rate_bytes() / share;
+        // A rate of 0 means no limit (Go's limiter would refuse everything
+        // past the first burst, which nobody configures on purpose).
+        let byte_rate = if limits.ingestion_rate_mb > 0.0 {
+            limits.ingestion_rate_bytes() / share
+        } else {
+            f64::INFINITY
+        };
         let byte_burst = limits.ingestion_burst_bytes();
         let lines_limited = self.line_rate > 0.0;
         let line_rate = if lines_limited {
@@ -163,6 +169,22 @@ mod tests {
             local.admit("a", &limits, RateStrategy::Local, 1, 1, start),
             Err(Refusal::Bytes(mib))
         );
+    }
+
+    #[test]
+    fn zero_rates_are_no_limit() {
+        let start = Instant::now();
+        let limiter = limiter(1, 0.0, 0.0);
+        assert!(limiter
+            .admit(
+                "a",
+                &limits(0.0, 0.0),
+                RateStrategy::Global,
+                1 << 20,
+                1 << 30,
+                start
+            )
+            .is_ok());
     }
 
     #[test]
