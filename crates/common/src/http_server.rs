@@ -112,7 +112,11 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout((!read_timeout.is_zero()).then_some(read_timeout));
-            builder.http2().timer(TokioTimer::new());
+            // As axum::serve: WebSockets over HTTP/2 need CONNECT.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .enable_connect_protocol();
             let mut connection =
                 std::pin::pin!(builder.serve_connection_with_upgrades(io, hyper_service));
             let result = tokio::select! {

@@ -126,8 +126,8 @@ impl Querier {
         limit: u32,
         direction: Direction,
     ) -> Result<Vec<ResultStream>, HttpError> {
-        let log = Self::parse_log_query(query)?;
-        let (picked, log) = tenants.select_log(&log)?;
+        let parsed = Self::parse_log_query(query)?;
+        let (picked, log) = tenants.select_log(&parsed)?;
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
