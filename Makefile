@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
 .PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench doc clean \
-	chart-test chart-test-deps k8s-manifests image
+	chart-test chart-test-deps k8s-manifests image fuzz
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
 run:
@@ -89,6 +89,16 @@ loadtest:
 ## ring-bench: distributed-mode ingest, 3 ingesters + distributor, RF=3 vs RF=1
 ring-bench:
 	CARGO=$(CARGO) scripts/ring-bench.sh
+
+## fuzz: run each cargo-fuzz target (fuzz/) for FUZZ_TIME seconds; needs
+## nightly and `cargo install cargo-fuzz`
+FUZZ_TIME ?= 60
+FUZZ_TARGETS := push_decode logql_parse
+
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_TIME)) || exit 1; \
+	done
 
 doc:
 	$(CARGO) doc --workspace --no-deps

@@ -422,3 +422,69 @@ fn two_distributors_and_two_queriers_behave_as_one() {
         .collect();
     assert_eq!(states, expected);
 }
+
+/// Pushes one 2000-byte line as tenant `fake` to a distributor whose burst
+/// is smaller, so it is always refused, and returns the per-distributor
+/// rate the 429 names.
+fn refused_rate(distributor: &SluiceProcess) -> u64 {
+    let line = "r".repeat(2000);
+    let resp = distributor.push_proto(
+        &[Stream::new(r#"{job="rate"}"#, [(now_ns(), line.as_str())])],
+        None,
+    );
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    let limit = resp
+        .text()
+        .split("(limit: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no limit in {:?}", resp.body));
+    limit.parse().expect("a number of bytes")
+}
+
+/// Waits (≤ 30 s) until `distributor` refuses at `rate` bytes/s.
+fn wait_refused_rate(distributor: &SluiceProcess, rate: u64, what: &str) {
+    let deadline = Instant::now() + RING_TIMEOUT;
+    loop {
+        let seen = refused_rate(distributor);
+        if seen == rate {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: limit still {seen}, expected {rate}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// With `ingestion_rate_strategy: global` (the default) each distributor
+/// allows a tenant its rate divided by the healthy distributors of the
+/// distributor ring; the tenant's limits come from the runtime config file.
+#[test]
+fn global_ingestion_rate_is_divided_among_healthy_distributors() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let memcached = Memcached::start();
+    let runtime = root.path().join("runtime.yaml");
+    std::fs::write(
+        &runtime,
+        "overrides:\n  fake:\n    ingestion_rate_mb: 1\n    ingestion_burst_size_mb: 0.001\n",
+    )
+    .expect("runtime config");
+    let config = ClusterConfig {
+        memcached: memcached.addr(),
+        store_dir: store_dir(root.path()),
+        extra_yaml: format!("runtime_config:\n  file: {}\n", runtime.display()),
+    };
+    const MIB: u64 = 1 << 20;
+    // Refusals happen before any ingester is asked, so none is needed.
+    let first = start_node(&config, "distributor", "distributor-0");
+    wait_refused_rate(&first, MIB, "one distributor");
+    let mut second = start_node(&config, "distributor", "distributor-1");
+    wait_refused_rate(&first, MIB / 2, "two distributors, seen by the first");
+    wait_refused_rate(&second, MIB / 2, "two distributors, seen by the second");
+    // A distributor that leaves hands its share back.
+    let status = second.terminate();
+    assert!(status.success(), "distributor-1 exited with {status}");
+    wait_refused_rate(&first, MIB, "back to one distributor");
+}

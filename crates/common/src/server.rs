@@ -18,6 +18,15 @@ pub struct ServerConfig {
     pub grpc_listen_address: String,
     /// Port of the gRPC API (Loki's default 9095).
     pub grpc_listen_port: u16,
+    /// Longest time to receive a request's headers and body; also how
+    /// long a keep-alive connection may wait for its next request (0: no
+    /// limit).
+    #[serde(with = "humantime_serde_compat")]
+    pub http_server_read_timeout: Duration,
+    /// Longest time writing a response may stall because the client does
+    /// not read it; the connection is closed then (0: no limit).
+    #[serde(with = "humantime_serde_compat")]
+    pub http_server_write_timeout: Duration,
     /// Largest gRPC message accepted, in bytes.
     pub grpc_server_max_recv_msg_size: usize,
     /// Largest gRPC message sent, in bytes.
@@ -38,6 +47,8 @@ impl Default for ServerConfig {
             http_listen_port: 3100,
             grpc_listen_address: "0.0.0.0".to_string(),
             grpc_listen_port: 9095,
+            http_server_read_timeout: Duration::from_secs(30),
+            http_server_write_timeout: Duration::from_secs(30),
             grpc_server_max_recv_msg_size: 4 * 1024 * 1024,
             grpc_server_max_send_msg_size: 4 * 1024 * 1024,
             graceful_shutdown_timeout: Duration::from_secs(30),
@@ -52,6 +63,14 @@ impl ServerConfig {
     pub fn http_addr(&self) -> Result<SocketAddr, String> {
         socket_addr(&self.http_listen_address, self.http_listen_port)
             .map_err(|err| format!("server.http_listen_address: {err}"))
+    }
+
+    /// Returns the HTTP server's timeouts.
+    pub fn http_timeouts(&self) -> crate::http_server::HttpTimeouts {
+        crate::http_server::HttpTimeouts {
+            read: self.http_server_read_timeout,
+            write: self.http_server_write_timeout,
+        }
     }
 
     /// Returns the gRPC socket address, or a message naming the bad key.

@@ -43,6 +43,9 @@ pub enum TenantError {
     /// The id is empty.
     #[error("tenant ID is empty")]
     Empty,
+    /// `a|b` names several tenants where only one is allowed.
+    #[error("multiple org IDs present")]
+    Multiple,
 }
 
 impl ServiceError for TenantError {
@@ -82,10 +85,27 @@ impl TenantId {
     }
 
     /// Returns the tenant a request belongs to: `fake` when auth is disabled,
-    /// else the validated `X-Scope-OrgID` header.
+    /// else the validated `X-Scope-OrgID` header, which must name one
+    /// tenant.
     pub fn from_headers(headers: &HeaderMap, auth_enabled: bool) -> Result<TenantId, TenantError> {
+        let mut tenants = TenantId::all_from_headers(headers, auth_enabled)?;
+        if tenants.len() > 1 {
+            return Err(TenantError::Multiple);
+        }
+        Ok(tenants
+            .pop()
+            .expect("all_from_headers returns at least one tenant"))
+    }
+
+    /// Returns the tenants a read request names: `fake` when auth is
+    /// disabled, else the `X-Scope-OrgID` header, where `a|b` names several
+    /// (each validated; sorted, duplicates removed, as Loki does).
+    pub fn all_from_headers(
+        headers: &HeaderMap,
+        auth_enabled: bool,
+    ) -> Result<Vec<TenantId>, TenantError> {
         if !auth_enabled {
-            return Ok(TenantId::fake());
+            return Ok(vec![TenantId::fake()]);
         }
         let value = headers
             .get(ORG_ID_HEADER)
@@ -99,7 +119,13 @@ impl TenantId {
         if trimmed.is_empty() {
             return Err(TenantError::Missing);
         }
-        TenantId::new(trimmed)
+        let mut tenants = trimmed
+            .split('|')
+            .map(|id| TenantId::new(id.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        tenants.sort();
+        tenants.dedup();
+        Ok(tenants)
     }
 
     /// Returns the id as a string.
@@ -163,5 +189,30 @@ mod tests {
             TenantId::from_headers(&headers, false).unwrap().as_str(),
             "fake"
         );
+    }
+
+    #[test]
+    fn several_tenants_only_where_asked_for() {
+        let mut headers = HeaderMap::new();
+        headers.insert("X-Scope-OrgID", "b|a|b".parse().unwrap());
+        let all = TenantId::all_from_headers(&headers, true).unwrap();
+        assert_eq!(
+            all.iter().map(TenantId::as_str).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            TenantId::from_headers(&headers, true),
+            Err(TenantError::Multiple)
+        );
+        assert_eq!(TenantError::Multiple.code(), ErrorCode::BadRequest);
+        headers.insert("X-Scope-OrgID", "a|".parse().unwrap());
+        assert_eq!(
+            TenantId::all_from_headers(&headers, true),
+            Err(TenantError::Empty)
+        );
+        headers.insert("X-Scope-OrgID", "a|../b".parse().unwrap());
+        assert!(TenantId::all_from_headers(&headers, true).is_err());
+        headers.insert("X-Scope-OrgID", "solo".parse().unwrap());
+        assert_eq!(TenantId::all_from_headers(&headers, true).unwrap().len(), 1);
     }
 }

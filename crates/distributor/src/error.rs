@@ -37,9 +37,22 @@ pub enum PushError {
         /// The configured limit.
         limit: usize,
     },
+    /// A body streamed past the size limit (no Content-Length told us
+    /// in advance).
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The client did not send the body within the server's read timeout.
+    #[error("{0}")]
+    BodyRead(String),
     /// Some streams or entries failed validation; the rest were stored.
     #[error("{0}")]
     Invalid(String),
+    /// The tenant's ingestion rate refused the whole push.
+    #[error("{0}")]
+    RateLimited(String),
     /// The ingester refused or failed the push.
     #[error("{message}")]
     Ingester {
@@ -54,7 +67,10 @@ impl ServiceError for PushError {
     fn code(&self) -> ErrorCode {
         match self {
             PushError::Tenant(err) => err.code(),
-            PushError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            PushError::TooLarge { .. } | PushError::BodyTooLarge { .. } => {
+                ErrorCode::PayloadTooLarge
+            }
+            PushError::RateLimited(_) => ErrorCode::RateLimited,
             PushError::Ingester { code, .. } => *code,
             _ => ErrorCode::BadRequest,
         }

@@ -1,54 +1,91 @@
-//! HTTP routes of the push API.
+//! HTTP routes of the push API. The body is read here, with its size
+//! checked before reading (Content-Length) and while reading (chunked).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use sluice_common::HttpError;
+use http_body_util::BodyExt;
+use sluice_common::http_server::BodyReadTimeout;
+use sluice_common::{HttpError, TenantId};
 
 use crate::decode::JsonShape;
 use crate::distributor::Distributor;
+use crate::error::PushError;
 
 pub(crate) fn router(distributor: Arc<Distributor>) -> Router {
-    let limit = distributor.max_body_size();
     Router::new()
         .route("/loki/api/v1/push", post(push_v1))
         .route("/api/prom/push", post(push_legacy))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(distributor)
 }
 
 async fn push_v1(
     State(distributor): State<Arc<Distributor>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    push(&distributor, &headers, &body, JsonShape::V1).await
+    push(&distributor, &headers, body, JsonShape::V1).await
 }
 
 async fn push_legacy(
     State(distributor): State<Arc<Distributor>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    push(&distributor, &headers, &body, JsonShape::Legacy).await
+    push(&distributor, &headers, body, JsonShape::Legacy).await
 }
 
 async fn push(
     distributor: &Distributor,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
     shape: JsonShape,
 ) -> Response {
-    match distributor.push(headers, body, shape).await {
+    let result = async {
+        // The tenant first: an anonymous request is refused before its
+        // body is read.
+        let tenant = TenantId::from_headers(headers, distributor.auth_enabled())?;
+        let body = read_body(headers, body, distributor.max_body_size()).await?;
+        distributor.push(&tenant, headers, &body, shape).await
+    }
+    .await;
+    match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => {
             tracing::debug!(error = %err, "push refused");
             HttpError::from(err).into_response()
         }
+    }
+}
+
+/// Reads a body of at most `limit` bytes; a larger announced size is
+/// refused without reading anything.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, PushError> {
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(size) = announced.filter(|size| *size > limit as u64) {
+        return Err(PushError::TooLarge {
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            limit,
+        });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(PushError::BodyTooLarge { limit })
+        }
+        Err(error) if BodyReadTimeout::is_cause_of(&*error) => {
+            Err(PushError::BodyRead(BodyReadTimeout.to_string()))
+        }
+        Err(error) => Err(PushError::BodyRead(format!(
+            "reading the request body: {error}"
+        ))),
     }
 }

@@ -1,6 +1,7 @@
 //! The distributor: Loki's push API (`/loki/api/v1/push`, `/api/prom/push`).
 //! Decodes protobuf+snappy or JSON bodies, validates streams and entries with
-//! Loki's rules and messages, and forwards what is valid to the ingester
+//! Loki's rules and messages, applies each tenant's ingestion rate limits,
+//! and forwards what is valid to the ingester
 //! through the gRPC `Pusher` API to the stream's replication set on the
 //! ingester ring, waiting for a quorum.
 
@@ -8,11 +9,14 @@ mod config;
 mod decode;
 mod distributor;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 mod metrics;
+mod rate_limit;
 mod replicate;
 mod validate;
 
 pub use config::DistributorConfig;
-pub use distributor::Distributor;
+pub use distributor::{Distributor, DistributorDeps};
 pub use error::PushError;

@@ -1,9 +1,10 @@
 //! Stream and entry validation with Loki's rules and messages. Invalid items
-//! are dropped and the last error is kept for the reply; valid ones go on.
+//! are dropped, counted by reason, and the last error is kept for the
+//! reply; valid ones go on.
 
 use sluice_chunk::Labels;
-use sluice_common::LimitsConfig;
-use sluice_proto::logproto::{PushRequest, StreamAdapter};
+use sluice_common::{DiscardReason, LimitsConfig};
+use sluice_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
 
 /// The valid part of a push, and what was wrong with the rest.
 #[derive(Debug, Default)]
@@ -16,6 +17,29 @@ pub(crate) struct Validated {
     pub(crate) bytes: u64,
     /// The last validation error, as Loki reports it.
     pub(crate) last_error: Option<String>,
+    /// Entries and line bytes dropped, by reason.
+    pub(crate) discarded: Vec<(DiscardReason, u64, u64)>,
+}
+
+impl Validated {
+    fn discard(&mut self, reason: DiscardReason, lines: u64, bytes: u64, message: String) {
+        match self
+            .discarded
+            .iter_mut()
+            .find(|(existing, _, _)| *existing == reason)
+        {
+            Some((_, total_lines, total_bytes)) => {
+                *total_lines += lines;
+                *total_bytes += bytes;
+            }
+            None => self.discarded.push((reason, lines, bytes)),
+        }
+        self.last_error = Some(message);
+    }
+}
+
+fn line_bytes(entries: &[EntryAdapter]) -> u64 {
+    entries.iter().map(|entry| entry.line.len() as u64).sum()
 }
 
 /// Validates every stream and entry of a push against `now_ns`.
@@ -30,29 +54,43 @@ pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig, now_ns: i64)
     for stream in request.streams {
         let labels = match validate_labels(&stream.labels, limits) {
             Ok(labels) => labels,
-            Err(message) => {
-                validated.last_error = Some(message);
+            Err((reason, message)) => {
+                validated.discard(
+                    reason,
+                    stream.entries.len() as u64,
+                    line_bytes(&stream.entries),
+                    message,
+                );
                 continue;
             }
         };
         let labels_text = labels.to_string();
         let mut entries = stream.entries;
+        let mut rejected: Vec<(DiscardReason, u64, String)> = Vec::new();
         entries.retain_mut(|entry| {
             let timestamp = sluice_proto::timestamp_to_nanos(entry.timestamp.as_ref());
             if let Some(oldest) = oldest.filter(|oldest| timestamp < *oldest) {
-                validated.last_error = Some(format!(
-                    "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
-                    labels_text,
-                    format_rfc3339_seconds(timestamp),
-                    format_rfc3339_seconds(oldest)
+                rejected.push((
+                    DiscardReason::GreaterThanMaxSampleAge,
+                    entry.line.len() as u64,
+                    format!(
+                        "entry for stream '{}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                        labels_text,
+                        format_rfc3339_seconds(timestamp),
+                        format_rfc3339_seconds(oldest)
+                    ),
                 ));
                 return false;
             }
             if timestamp > newest {
-                validated.last_error = Some(format!(
-                    "entry for stream '{}' has timestamp too new: {}",
-                    labels_text,
-                    format_rfc3339_seconds(timestamp)
+                rejected.push((
+                    DiscardReason::TooFarInFuture,
+                    entry.line.len() as u64,
+                    format!(
+                        "entry for stream '{}' has timestamp too new: {}",
+                        labels_text,
+                        format_rfc3339_seconds(timestamp)
+                    ),
                 ));
                 return false;
             }
@@ -64,25 +102,29 @@ pub(crate) fn validate(request: PushRequest, limits: &LimitsConfig, now_ns: i64)
                     }
                     entry.line.truncate(cut);
                 } else {
-                    validated.last_error = Some(format!(
-                        "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with length '{}' bytes",
-                        limits.max_line_size,
-                        labels_text,
-                        entry.line.len()
+                    rejected.push((
+                        DiscardReason::LineTooLong,
+                        entry.line.len() as u64,
+                        format!(
+                            "Max entry size '{}' bytes exceeded for stream '{}' while adding an entry with length '{}' bytes",
+                            limits.max_line_size,
+                            labels_text,
+                            entry.line.len()
+                        ),
                     ));
                     return false;
                 }
             }
             true
         });
+        for (reason, bytes, message) in rejected {
+            validated.discard(reason, 1, bytes, message);
+        }
         if entries.is_empty() {
             continue;
         }
         validated.lines += entries.len() as u64;
-        validated.bytes += entries
-            .iter()
-            .map(|entry| entry.line.len() as u64)
-            .sum::<u64>();
+        validated.bytes += line_bytes(&entries);
         validated.request.streams.push(StreamAdapter {
             hash: labels.fingerprint(),
             labels: labels_text,
@@ -100,36 +142,50 @@ fn format_rfc3339_seconds(nanos: i64) -> String {
 }
 
 /// Parses and checks one stream's labels; the error text is Loki's.
-fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, String> {
-    let labels = Labels::parse(text).map_err(|err| err.to_string())?;
+fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, (DiscardReason, String)> {
+    let labels =
+        Labels::parse(text).map_err(|err| (DiscardReason::InvalidLabels, err.to_string()))?;
     if labels.is_empty() {
-        return Err("error at least one label pair is required per stream".to_string());
+        return Err((
+            DiscardReason::MissingLabels,
+            "error at least one label pair is required per stream".to_string(),
+        ));
     }
     if labels.len() > limits.max_label_names_per_series {
-        return Err(format!(
-            "entry for stream '{}' has {} label names; limit {}",
-            labels,
-            labels.len(),
-            limits.max_label_names_per_series
+        return Err((
+            DiscardReason::MaxLabelNamesPerSeries,
+            format!(
+                "entry for stream '{}' has {} label names; limit {}",
+                labels,
+                labels.len(),
+                limits.max_label_names_per_series
+            ),
         ));
     }
     for label in labels.iter() {
         if label.name.len() > limits.max_label_name_length {
-            return Err(format!(
-                "stream '{labels}' has label name too long: '{}'",
-                label.name
+            return Err((
+                DiscardReason::LabelNameTooLong,
+                format!(
+                    "stream '{labels}' has label name too long: '{}'",
+                    label.name
+                ),
             ));
         }
         if label.value.len() > limits.max_label_value_length {
-            return Err(format!(
-                "stream '{labels}' has label value too long: '{}'",
-                label.value
+            return Err((
+                DiscardReason::LabelValueTooLong,
+                format!(
+                    "stream '{labels}' has label value too long: '{}'",
+                    label.value
+                ),
             ));
         }
     }
     if let Some(name) = labels.first_duplicate_name() {
-        return Err(format!(
-            "stream '{labels}' has duplicate label name: '{name}'"
+        return Err((
+            DiscardReason::DuplicateLabelNames,
+            format!("stream '{labels}' has duplicate label name: '{name}'"),
         ));
     }
     Ok(labels)
@@ -187,21 +243,31 @@ mod tests {
             (
                 "{a=\"1\", b=\"2\", c=\"3\"}",
                 "entry for stream '{a=\"1\", b=\"2\", c=\"3\"}' has 3 label names; limit 2",
+                DiscardReason::MaxLabelNamesPerSeries,
             ),
             (
                 "{abcdefg=\"1\"}",
                 "stream '{abcdefg=\"1\"}' has label name too long: 'abcdefg'",
+                DiscardReason::LabelNameTooLong,
             ),
             (
                 "{a=\"1234567\"}",
                 "stream '{a=\"1234567\"}' has label value too long: '1234567'",
+                DiscardReason::LabelValueTooLong,
             ),
             (
                 "{a=\"1\", a=\"2\"}",
                 "stream '{a=\"1\", a=\"2\"}' has duplicate label name: 'a'",
+                DiscardReason::DuplicateLabelNames,
+            ),
+            ("{a-b=\"1\"}", "", DiscardReason::InvalidLabels),
+            (
+                "{}",
+                "error at least one label pair is required per stream",
+                DiscardReason::MissingLabels,
             ),
         ];
-        for (labels, message) in cases {
+        for (labels, message, reason) in cases {
             let validated = validate(
                 PushRequest {
                     streams: vec![stream(labels, &["x"])],
@@ -210,7 +276,10 @@ mod tests {
                 1,
             );
             assert!(validated.request.streams.is_empty(), "{labels}");
-            assert_eq!(validated.last_error.as_deref(), Some(message));
+            if !message.is_empty() {
+                assert_eq!(validated.last_error.as_deref(), Some(message));
+            }
+            assert_eq!(validated.discarded, vec![(reason, 1, 1)], "{labels}");
         }
         let validated = validate(
             PushRequest {
@@ -223,6 +292,10 @@ mod tests {
         assert_eq!(
             validated.last_error.as_deref(),
             Some("Max entry size '3' bytes exceeded for stream '{a=\"1\"}' while adding an entry with length '7' bytes")
+        );
+        assert_eq!(
+            validated.discarded,
+            vec![(DiscardReason::LineTooLong, 1, 7)]
         );
     }
 
@@ -237,6 +310,10 @@ mod tests {
             Some(sluice_proto::timestamp_from_nanos(now - 8 * day));
         let validated = validate(request.clone(), &LimitsConfig::default(), now);
         assert!(validated.request.streams.is_empty());
+        assert_eq!(
+            validated.discarded,
+            vec![(DiscardReason::GreaterThanMaxSampleAge, 1, 3)]
+        );
         assert_eq!(
             validated.last_error.as_deref(),
             Some("entry for stream '{job=\"t\"}' has timestamp too old: 2023-11-06T22:13:20Z, oldest acceptable timestamp is: 2023-11-07T22:13:20Z")
@@ -255,6 +332,10 @@ mod tests {
         assert_eq!(
             validated.last_error.as_deref(),
             Some("entry for stream '{job=\"t\"}' has timestamp too new: 2023-11-14T23:13:20Z")
+        );
+        assert_eq!(
+            validated.discarded,
+            vec![(DiscardReason::TooFarInFuture, 1, 6)]
         );
     }
 

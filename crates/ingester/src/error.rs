@@ -15,6 +15,18 @@ pub enum IngesterError {
     /// A stream's label string does not parse.
     #[error("{0}")]
     InvalidLabels(String),
+    /// A new stream would exceed the tenant's stream limit.
+    #[error("{}", crate::limits::STREAM_LIMIT_MESSAGE)]
+    StreamLimit,
+    /// Entries refused by a stream (rate limit, order); the rest of the
+    /// push was stored. The message lists them as Loki does.
+    #[error("{message}")]
+    EntriesRefused {
+        /// 429 for the rate limit, else 400.
+        code: ErrorCode,
+        /// Loki's multi-line text.
+        message: String,
+    },
     /// The query does not parse.
     #[error("{0}")]
     InvalidQuery(#[from] sluice_logql::ParseError),
@@ -49,6 +61,8 @@ impl ServiceError for IngesterError {
             IngesterError::InvalidLabels(_)
             | IngesterError::InvalidQuery(_)
             | IngesterError::UnsupportedQuery(_) => ErrorCode::BadRequest,
+            IngesterError::StreamLimit => ErrorCode::RateLimited,
+            IngesterError::EntriesRefused { code, .. } => *code,
             IngesterError::Chunk { .. } => ErrorCode::Internal,
             IngesterError::ShuttingDown | IngesterError::Wal(_) => ErrorCode::Unavailable,
             IngesterError::Startup(_) => ErrorCode::Internal,

@@ -25,6 +25,7 @@ use crate::config::{FsyncMode, IngesterConfig};
 use crate::error::IngesterError;
 use crate::flush::{remove_flushed, select_for_flush, FlushOp, Flusher, SweepOutcome};
 use crate::instance::{Instance, PushContext};
+use crate::limits::IngesterLimits;
 use crate::metrics::IngesterMetrics;
 use crate::query;
 use crate::tail::{TailSender, Tailer};
@@ -39,11 +40,14 @@ pub struct IngesterDeps {
     pub wal_dir: PathBuf,
     /// Name written into index file names, unique per ingester.
     pub writer_id: String,
+    /// Per-tenant limits and what they need to know about the ring.
+    pub limits: IngesterLimits,
 }
 
 /// Holds every tenant's in-memory streams.
 pub struct Ingester {
     config: IngesterConfig,
+    limits: IngesterLimits,
     instances: RwLock<HashMap<TenantId, Arc<Instance>>>,
     metrics: IngesterMetrics,
     flusher: Option<Flusher>,
@@ -128,6 +132,7 @@ impl Ingester {
             .map(|store| Flusher::new(store, deps.writer_id.clone(), &config, metrics.clone()));
         let mut ingester = Ingester {
             config,
+            limits: deps.limits,
             instances: RwLock::new(HashMap::new()),
             metrics,
             flusher,
@@ -274,11 +279,15 @@ impl Ingester {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(IngesterError::ShuttingDown);
         }
+        let limits = self.limits.overrides.limits(tenant.as_str());
         let context = PushContext {
             config: &self.config,
             metrics: &self.metrics,
             wal: self.wal.as_ref(),
             seq: self.seq.fetch_add(1, Ordering::SeqCst) + 1,
+            limits: &limits,
+            max_streams: self.limits.max_streams(&limits),
+            discards: &self.limits.discards,
         };
         self.instance(tenant).push(request, &context)
     }

@@ -39,6 +39,7 @@ async fn open_with(
         store,
         wal_dir: dir.join("wal"),
         writer_id: "test".to_string(),
+        limits: crate::limits::IngesterLimits::default(),
     };
     Ingester::open(config, deps, &mut Registry::default())
         .await

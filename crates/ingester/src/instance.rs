@@ -2,12 +2,13 @@
 //! them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::RwLock;
 use sluice_chunk::{Labels, MemChunk};
-use sluice_common::TenantId;
+use sluice_common::{DiscardMetrics, DiscardReason, LimitsConfig, TenantId};
 use sluice_logql::Matcher;
 use sluice_proto::logproto::{PushRequest, StreamAdapter};
 use sluice_proto::timestamp_to_nanos;
@@ -15,6 +16,7 @@ use sluice_wal::Wal;
 
 use crate::config::IngesterConfig;
 use crate::error::IngesterError;
+use crate::limits::{admit_entries, record_refusals, refusal_reply, EntryRules};
 use crate::metrics::{IngesterMetrics, TenantLabel};
 use crate::stream::{FlushReason, FlushState, Stream};
 use crate::tail::Tailer;
@@ -28,6 +30,8 @@ pub(crate) struct Instance {
     streams: RwLock<HashMap<u64, Vec<Arc<Stream>>>>,
     /// Open live tails; pushes offer their entries to them.
     tailers: RwLock<Vec<Arc<Tailer>>>,
+    /// How many streams `streams` holds (changed under its write lock).
+    stream_count: AtomicUsize,
 }
 
 /// What a push needs besides the request.
@@ -36,6 +40,11 @@ pub(crate) struct PushContext<'a> {
     pub(crate) metrics: &'a IngesterMetrics,
     pub(crate) wal: Option<&'a Wal>,
     pub(crate) seq: u64,
+    /// The tenant's limits.
+    pub(crate) limits: &'a LimitsConfig,
+    /// How many streams the tenant may have here.
+    pub(crate) max_streams: usize,
+    pub(crate) discards: &'a DiscardMetrics,
 }
 
 impl Instance {
@@ -44,14 +53,18 @@ impl Instance {
             tenant,
             streams: RwLock::new(HashMap::new()),
             tailers: RwLock::new(Vec::new()),
+            stream_count: AtomicUsize::new(0),
         }
     }
 
-    /// Appends a push. Streams whose labels do not parse are skipped and
-    /// reported (Loki's partial success). With a WAL, the record is durable
-    /// before anything changes in memory, so a refused push changes nothing;
-    /// the involved streams stay locked meanwhile, which orders records of
-    /// a stream exactly as they are applied.
+    /// Appends a push. Streams whose labels do not parse, new streams over
+    /// the tenant's stream limit and entries a stream refuses (rate limit,
+    /// order) are skipped, counted and reported; the rest is stored
+    /// (Loki's partial success; the reply is the last error). With a WAL,
+    /// the record of what is accepted is durable before anything changes
+    /// in memory, so a refused push changes nothing; the involved streams
+    /// stay locked meanwhile, which orders records of a stream exactly as
+    /// they are applied.
     pub(crate) fn push(
         &self,
         request: &PushRequest,
@@ -78,7 +91,25 @@ impl Instance {
             if stream_request.entries.is_empty() {
                 continue;
             }
-            let stream = self.get_or_create(labels, context.config, context.metrics);
+            let Some(stream) = self.get_or_create_within(
+                labels,
+                context.config,
+                context.metrics,
+                context.max_streams,
+            ) else {
+                context.discards.record(
+                    DiscardReason::StreamLimit,
+                    self.tenant.as_str(),
+                    stream_request.entries.len() as u64,
+                    stream_request
+                        .entries
+                        .iter()
+                        .map(|entry| entry.line.len() as u64)
+                        .sum(),
+                );
+                last_error = Some(IngesterError::StreamLimit);
+                continue;
+            };
             match groups
                 .iter_mut()
                 .find(|(existing, _)| Arc::ptr_eq(existing, &stream))
@@ -93,32 +124,49 @@ impl Instance {
             .iter()
             .map(|(stream, _)| stream.data.lock())
             .collect();
-        if let Some(wal) = context.wal {
-            let size: usize = groups
+        let rules = EntryRules::new(context.limits, context.config.max_chunk_age);
+        let mut accepted: Vec<Vec<(i64, &str)>> = Vec::with_capacity(groups.len());
+        for ((stream, parts), data) in groups.iter().zip(guards.iter_mut()) {
+            let total: usize = parts.iter().map(|part| part.entries.len()).sum();
+            let (taken, refused) = admit_entries(
+                data,
+                parts.iter().flat_map(|part| {
+                    part.entries.iter().map(|entry| {
+                        (
+                            timestamp_to_nanos(entry.timestamp.as_ref()),
+                            entry.line.as_str(),
+                        )
+                    })
+                }),
+                &rules,
+                now,
+            );
+            if !refused.is_empty() {
+                record_refusals(context.discards, self.tenant.as_str(), &refused);
+                let (code, message) = refusal_reply(
+                    self.tenant.as_str(),
+                    &stream.labels_text,
+                    &refused,
+                    total,
+                    &rules,
+                );
+                last_error = Some(IngesterError::EntriesRefused { code, message });
+            }
+            accepted.push(taken);
+        }
+        let accepted_any = accepted.iter().any(|taken| !taken.is_empty());
+        if let Some(wal) = context.wal.filter(|_| accepted_any) {
+            let size: usize = accepted
                 .iter()
-                .flat_map(|(_, parts)| parts.iter())
-                .map(|part| {
-                    part.entries
-                        .iter()
-                        .map(|entry| entry.line.len() + 12)
-                        .sum::<usize>()
-                })
+                .flatten()
+                .map(|(_, line)| line.len() + 12)
                 .sum();
             let mut builder = PushRecordBuilder::new(context.seq, self.tenant.as_str(), size);
-            for (stream, parts) in &groups {
-                let count = parts.iter().map(|part| part.entries.len()).sum();
-                builder.add_stream(
-                    &stream.labels_text,
-                    count,
-                    parts.iter().flat_map(|part| {
-                        part.entries.iter().map(|entry| {
-                            (
-                                timestamp_to_nanos(entry.timestamp.as_ref()),
-                                entry.line.as_str(),
-                            )
-                        })
-                    }),
-                );
+            for ((stream, _), taken) in groups.iter().zip(&accepted) {
+                if taken.is_empty() {
+                    continue;
+                }
+                builder.add_stream(&stream.labels_text, taken.len(), taken.iter().copied());
             }
             let durable = wal
                 .submit(builder.finish())
@@ -129,24 +177,21 @@ impl Instance {
                 return Err(IngesterError::Wal(err.to_string()));
             }
         }
-        for ((_, parts), data) in groups.iter().zip(guards.iter_mut()) {
-            let mut created = 0;
-            for part in parts {
-                let outcome = data.append(
-                    part.entries.iter().map(|entry| {
-                        (
-                            timestamp_to_nanos(entry.timestamp.as_ref()),
-                            entry.line.as_str(),
-                        )
-                    }),
-                    now,
-                );
-                created += outcome.chunks_created;
+        for (taken, data) in accepted.iter().zip(guards.iter_mut()) {
+            if taken.is_empty() {
+                continue;
             }
+            let outcome = data.append(taken.iter().copied(), now);
             data.last_seq = context.seq;
-            if created > 0 {
-                context.metrics.chunks_created.inc_by(created as u64);
-                context.metrics.memory_chunks.inc_by(created as i64);
+            if outcome.chunks_created > 0 {
+                context
+                    .metrics
+                    .chunks_created
+                    .inc_by(outcome.chunks_created as u64);
+                context
+                    .metrics
+                    .memory_chunks
+                    .inc_by(outcome.chunks_created as i64);
             }
         }
         drop(guards);
@@ -345,6 +390,7 @@ impl Instance {
             !bucket.is_empty()
         });
         if removed > 0 {
+            self.stream_count.fetch_sub(removed, Ordering::Relaxed);
             let tenant = TenantLabel {
                 tenant: self.tenant.to_string(),
             };
@@ -360,29 +406,53 @@ impl Instance {
         removed
     }
 
+    /// Returns the stream with these labels, creating it if needed (WAL
+    /// replay and checkpoints: no limit applies).
     pub(crate) fn get_or_create(
         &self,
         labels: Labels,
         config: &IngesterConfig,
         metrics: &IngesterMetrics,
     ) -> Arc<Stream> {
+        self.get_or_create_within(labels, config, metrics, usize::MAX)
+            .expect("no stream limit")
+    }
+
+    /// Returns the stream with these labels, creating it only while the
+    /// tenant has fewer than `max_streams` streams.
+    pub(crate) fn get_or_create_within(
+        &self,
+        labels: Labels,
+        config: &IngesterConfig,
+        metrics: &IngesterMetrics,
+        max_streams: usize,
+    ) -> Option<Arc<Stream>> {
         let fingerprint = labels.fingerprint();
         if let Some(stream) = self.find(fingerprint, &labels) {
-            return stream;
+            return Some(stream);
         }
         let mut streams = self.streams.write();
-        let bucket = streams.entry(fingerprint).or_default();
-        if let Some(stream) = bucket.iter().find(|stream| stream.labels == labels) {
-            return Arc::clone(stream);
+        if let Some(stream) = streams
+            .get(&fingerprint)
+            .and_then(|bucket| bucket.iter().find(|stream| stream.labels == labels))
+        {
+            return Some(Arc::clone(stream));
+        }
+        if self.stream_count.load(Ordering::Relaxed) >= max_streams {
+            return None;
         }
         let stream = Arc::new(Stream::new(labels, config));
-        bucket.push(Arc::clone(&stream));
+        streams
+            .entry(fingerprint)
+            .or_default()
+            .push(Arc::clone(&stream));
+        self.stream_count.fetch_add(1, Ordering::Relaxed);
         let tenant = TenantLabel {
             tenant: self.tenant.to_string(),
         };
         metrics.memory_streams.get_or_create(&tenant).inc();
         metrics.streams_created.get_or_create(&tenant).inc();
-        stream
+        Some(stream)
     }
 
     fn find(&self, fingerprint: u64, labels: &Labels) -> Option<Arc<Stream>> {

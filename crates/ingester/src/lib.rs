@@ -15,6 +15,7 @@ mod ingester;
 #[cfg(test)]
 mod ingester_tests;
 mod instance;
+mod limits;
 mod metrics;
 mod query;
 pub mod service;
@@ -27,3 +28,4 @@ pub use error::IngesterError;
 pub use flush::SweepOutcome;
 pub use http::router;
 pub use ingester::{Ingester, IngesterDeps};
+pub use limits::IngesterLimits;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use sluice_chunk::{ChunkError, ChunkRef, Codec, Direction, Labels, MemChunk};
+use sluice_common::token_bucket::TokenBucket;
 
 use crate::config::IngesterConfig;
 
@@ -75,6 +76,11 @@ pub(crate) struct StreamData {
     /// The last accepted entry, to drop exact repeats as Loki does.
     pub(crate) last_timestamp: Option<i64>,
     pub(crate) last_line: String,
+    /// The newest timestamp the stream holds, for `unordered_writes`'
+    /// window.
+    pub(crate) highest_timestamp: Option<i64>,
+    /// The stream's `per_stream_rate_limit` bucket, made on first use.
+    pub(crate) rate_limiter: Option<TokenBucket>,
     /// Sequence number of the last WAL push record applied to this stream;
     /// replay skips records a checkpoint already holds.
     pub(crate) last_seq: u64,
@@ -113,6 +119,8 @@ impl Stream {
                 target_size: config.chunk_target_size,
                 last_timestamp: None,
                 last_line: String::new(),
+                highest_timestamp: None,
+                rate_limiter: None,
                 last_seq: 0,
             }),
         }
@@ -161,6 +169,10 @@ impl StreamData {
             head.chunk.append(timestamp, line);
             head.last_append = now;
             self.last_timestamp = Some(timestamp);
+            self.highest_timestamp = Some(
+                self.highest_timestamp
+                    .map_or(timestamp, |highest| highest.max(timestamp)),
+            );
             self.last_line.clear();
             self.last_line.push_str(line);
             outcome.appended += 1;
@@ -170,6 +182,12 @@ impl StreamData {
 
     /// Adds a chunk (new, or restored from a checkpoint) as the head.
     pub(crate) fn push_chunk(&mut self, chunk: MemChunk, now: Instant) {
+        if let Some((_, newest)) = chunk.bounds() {
+            self.highest_timestamp = Some(
+                self.highest_timestamp
+                    .map_or(newest, |highest| highest.max(newest)),
+            );
+        }
         let id = self.next_chunk_id;
         self.next_chunk_id += 1;
         self.chunks.push(ChunkDesc {

@@ -457,6 +457,16 @@ fn any_expr() -> impl Strategy<Value = Expr> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// Arbitrary bytes (as the HTTP layer may pass them on, lossily
+    /// decoded), long enough to reach deep into the grammar.
+    #[test]
+    fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let input = String::from_utf8_lossy(&bytes);
+        let _ = parse_expr(&input);
+        let _ = parse_selector(&input);
+        let _ = format_query(&input);
+    }
+
     #[test]
     fn never_panics_on_arbitrary_strings(input in "\\PC{0,80}") {
         let _ = parse_expr(&input);

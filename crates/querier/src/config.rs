@@ -22,6 +22,12 @@ pub struct QuerierConfig {
     /// Queries this querier runs at once for the query frontend (one
     /// worker stream each).
     pub max_concurrent: usize,
+    /// Answer reads for several tenants at once (`X-Scope-OrgID: a|b`),
+    /// labelling results with `__tenant_id__`.
+    pub multi_tenant_queries_enabled: bool,
+    /// Longest LogQL expression (`query`, `match[]`) accepted, in bytes;
+    /// longer ones are refused with 400 before parsing.
+    pub max_query_expression_bytes: usize,
 }
 
 /// `querier.engine`.
@@ -40,6 +46,8 @@ impl Default for QuerierConfig {
             tail_max_duration: Duration::from_secs(3600),
             engine: EngineConfig::default(),
             max_concurrent: 10,
+            multi_tenant_queries_enabled: false,
+            max_query_expression_bytes: 128 << 10,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! down), and the engine evaluates off the async runtime.
 
 use futures::FutureExt;
-use sluice_common::{ErrorCode, HttpError, TenantId};
+use sluice_common::{ErrorCode, HttpError};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
     QueryValue, Stage,
@@ -12,6 +12,7 @@ use sluice_logql::{
 
 use crate::params::{Direction, TimeRange};
 use crate::querier::{dedupe_sorted, Querier};
+use crate::tenants::{add_tenant_label, Tenants};
 
 /// Returns the part of a pipeline that can run on raw lines before
 /// anything else: its line filters up to the first stage that rewrites the
@@ -37,40 +38,46 @@ pub(crate) fn pushdown(log: &LogExpr) -> LogExpr {
 
 impl Querier {
     /// Fetches every entry a data request needs, in ascending time order per
-    /// stream, from the ingesters (recent window) and the store.
+    /// stream, from the ingesters (recent window) and the store, for every
+    /// tenant the selector picks.
     pub(crate) async fn fetch(
         &self,
-        tenant: &TenantId,
+        tenants: &Tenants,
         request: &DataRequest,
     ) -> Result<Vec<InputStream>, HttpError> {
-        let selection = pushdown(&request.log);
+        let (picked, log) = tenants.select_log(&request.log)?;
+        let selection = pushdown(&log);
         let range = TimeRange {
             start: request.from_ns,
             end: request.through_ns,
         };
-        let by_labels = self
-            .collect(tenant, &selection, range, 0, Direction::Forward)
-            .boxed()
-            .await?;
-        let mut streams = Vec::with_capacity(by_labels.len());
-        for (labels_text, mut entries) in by_labels {
-            let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                HttpError::new(
-                    ErrorCode::Internal,
-                    format!("unparsable stream labels {labels_text:?}: {err}"),
-                )
-            })?;
-            entries.sort_by_key(|(timestamp, _)| *timestamp);
-            dedupe_sorted(&mut entries);
-            streams.push(InputStream {
-                labels: LabelSet::new(
-                    labels
-                        .iter()
-                        .map(|label| (label.name.clone(), label.value.clone()))
-                        .collect(),
-                ),
-                entries,
-            });
+        let mut streams = Vec::new();
+        for tenant in picked {
+            let by_labels = self
+                .collect(tenant, &selection, range, 0, Direction::Forward)
+                .boxed()
+                .await?;
+            for (labels_text, mut entries) in by_labels {
+                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
+                    HttpError::new(
+                        ErrorCode::Internal,
+                        format!("unparsable stream labels {labels_text:?}: {err}"),
+                    )
+                })?;
+                entries.sort_by_key(|(timestamp, _)| *timestamp);
+                dedupe_sorted(&mut entries);
+                let mut pairs: Vec<(String, String)> = labels
+                    .iter()
+                    .map(|label| (label.name.clone(), label.value.clone()))
+                    .collect();
+                if tenants.is_multi() {
+                    add_tenant_label(&mut pairs, tenant);
+                }
+                streams.push(InputStream {
+                    labels: LabelSet::new(pairs),
+                    entries,
+                });
+            }
         }
         Ok(streams)
     }
@@ -78,23 +85,37 @@ impl Querier {
     /// Plans, fetches and evaluates a query with the LogQL engine.
     pub(crate) async fn evaluate(
         &self,
-        tenant: &TenantId,
+        tenants: &Tenants,
         expr: Expr,
         params: QueryParams,
     ) -> Result<QueryValue, HttpError> {
         let requests = sluice_logql::plan(&expr, &params).map_err(eval_error)?;
         let mut data = Vec::with_capacity(requests.len());
         for request in &requests {
-            data.push(self.fetch(tenant, request).boxed().await?);
+            data.push(self.fetch(tenants, request).boxed().await?);
         }
-        let limits = EvalLimits {
-            max_query_series: self.limits.max_query_series,
-            max_entries_limit_per_query: self.limits.max_entries_limit_per_query,
-        };
+        let limits = self.eval_limits(tenants);
         tokio::task::spawn_blocking(move || sluice_logql::evaluate(&expr, &params, data, &limits))
             .await
             .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
             .map_err(eval_error)
+    }
+
+    /// The engine's limits for a read of `tenants`: the smallest of each
+    /// tenant's, as Loki combines limits of a multi-tenant query.
+    pub(crate) fn eval_limits(&self, tenants: &Tenants) -> EvalLimits {
+        let mut max_query_series = usize::MAX;
+        let mut max_entries_limit_per_query = u32::MAX;
+        for tenant in tenants.all() {
+            let limits = self.overrides.limits(tenant.as_str());
+            max_query_series = max_query_series.min(limits.max_query_series);
+            max_entries_limit_per_query =
+                max_entries_limit_per_query.min(limits.max_entries_limit_per_query);
+        }
+        EvalLimits {
+            max_query_series,
+            max_entries_limit_per_query,
+        }
     }
 }
 

@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sluice_common::time::format_unix_seconds;
-use sluice_common::{HttpError, TenantId};
+use sluice_common::{ErrorCode, HttpError, TenantError, TenantId};
 use sluice_logql::{Expr, QueryParams, QueryValue};
 
 use crate::json::{write_labels, write_string, write_string_array};
 use crate::params::{Direction, Params, TimeRange};
 use crate::querier::{Querier, ResultStream};
+use crate::tenants::Tenants;
 
 /// The live tail route alone (WebSocket; not something a query frontend
 /// can queue).
@@ -60,10 +61,10 @@ pub(crate) fn router(querier: Arc<Querier>) -> Router {
         .with_state(querier)
 }
 
-/// Everything a handler needs from the request: the tenant and the
+/// Everything a handler needs from the request: the tenants and the
 /// parameters from the query string and, for POSTs, the form body.
 pub(crate) struct Call {
-    pub(crate) tenant: TenantId,
+    pub(crate) tenants: Tenants,
     pub(crate) params: Params,
 }
 
@@ -71,16 +72,40 @@ impl FromRequest<Arc<Querier>> for Call {
     type Rejection = HttpError;
 
     async fn from_request(request: Request, querier: &Arc<Querier>) -> Result<Call, HttpError> {
-        let tenant = TenantId::from_headers(request.headers(), querier.auth_enabled)?;
+        let tenants = TenantId::all_from_headers(request.headers(), querier.auth_enabled)?;
+        if tenants.len() > 1 && !querier.config.multi_tenant_queries_enabled {
+            return Err(TenantError::Multiple.into());
+        }
         let raw_query = request.uri().query().map(str::to_string);
         let is_post = request.method() == Method::POST;
         let body = Bytes::from_request(request, querier)
             .await
-            .map_err(|rejection| HttpError::bad_request(rejection.body_text()))?;
+            .map_err(|rejection| {
+                let code = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::PayloadTooLarge
+                } else {
+                    ErrorCode::BadRequest
+                };
+                HttpError::new(code, rejection.body_text())
+            })?;
         let form = is_post.then_some(body.as_ref());
+        let params = Params::parse(raw_query.as_deref(), form);
+        let max_size = querier.config.max_query_expression_bytes;
+        for key in ["query", "match[]", "match"] {
+            if let Some(size) = params
+                .all(key)
+                .iter()
+                .map(String::len)
+                .find(|size| *size > max_size)
+            {
+                return Err(HttpError::bad_request(format!(
+                    "query too large: {size} bytes exceeds the limit of {max_size} bytes"
+                )));
+            }
+        }
         Ok(Call {
-            tenant,
-            params: Params::parse(raw_query.as_deref(), form),
+            tenants: Tenants::new(tenants),
+            params,
         })
     }
 }
@@ -132,11 +157,11 @@ async fn run_log_query(
     kind: QueryKind,
 ) -> Result<String, HttpError> {
     let started = Instant::now();
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
     let query = params.query()?;
     let expr =
         sluice_logql::parse_expr(query).map_err(|err| HttpError::bad_request(err.to_string()))?;
-    let limit = params.limit(querier.limits.max_entries_limit_per_query)?;
+    let limit = params.limit(querier.eval_limits(&tenants).max_entries_limit_per_query)?;
     let direction = params.direction()?;
     let is_log = matches!(expr, Expr::Log(_));
     let range = match kind {
@@ -163,7 +188,7 @@ async fn run_log_query(
     if let Expr::Log(log) = &expr {
         if log.has_only_line_filters() && params.interval()? == 0 {
             let streams = querier
-                .select_logs(&tenant, query, range, limit, direction)
+                .select_logs(&tenants, query, range, limit, direction)
                 .await?;
             return Ok(streams_body(&streams, started.elapsed().as_secs_f64()));
         }
@@ -183,7 +208,7 @@ async fn run_log_query(
             QueryKind::Instant => sluice_logql::QueryKind::Instant,
         },
     };
-    let value = querier.evaluate(&tenant, expr, engine_params).await?;
+    let value = querier.evaluate(&tenants, expr, engine_params).await?;
     let exec = started.elapsed().as_secs_f64();
     Ok(match value {
         QueryValue::Streams(streams) => {
@@ -367,18 +392,18 @@ async fn label_lookup(
     call: Call,
     name: Option<&str>,
 ) -> Result<LokiJson, HttpError> {
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
     let range = params.range()?;
     let values = querier
-        .labels(&tenant, name, range, params.get("query"))
+        .labels(&tenants, name, range, params.get("query"))
         .await?;
     Ok(LokiJson(labels_body(&values)))
 }
 
 async fn series(State(querier): State<Arc<Querier>>, call: Call) -> Result<LokiJson, HttpError> {
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
     let range = params.range()?;
-    let series = querier.series(&tenant, params.matches(), range).await?;
+    let series = querier.series(&tenants, params.matches(), range).await?;
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (index, labels) in series.iter().enumerate() {
         if index > 0 {

@@ -20,6 +20,7 @@ mod querier;
 mod stats;
 mod store;
 mod tail;
+mod tenants;
 mod volume;
 
 pub use config::QuerierConfig;

@@ -7,25 +7,25 @@ use std::sync::{Arc, OnceLock};
 use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
-use sluice_common::{HttpError, LimitsConfig, TenantId};
+use sluice_common::{HttpError, Overrides, TenantId};
 use sluice_ingester_client::Ingesters;
 use sluice_logql::{Expr, LogExpr};
 use sluice_proto::logproto::{self, LabelRequest, QueryRequest, SeriesRequest};
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 use sluice_storage::IndexCache;
 
-use crate::ingesters::ask_all;
-
 use crate::config::QuerierConfig;
 use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
+use crate::ingesters::ask_all;
 use crate::metrics::TailMetrics;
 use crate::params::{Direction, TimeRange};
+use crate::tenants::{add_tenant_label, selector_text, Tenants, TENANT_LABEL};
 
 /// Answers Loki's read API from the ingester.
 #[derive(Debug)]
 pub struct Querier {
     pub(crate) config: QuerierConfig,
-    pub(crate) limits: LimitsConfig,
+    pub(crate) overrides: Arc<Overrides>,
     pub(crate) auth_enabled: bool,
     pub(crate) ingesters: Option<Arc<Ingesters>>,
     pub(crate) store: Option<Arc<IndexCache>>,
@@ -49,14 +49,14 @@ impl Querier {
     /// configured).
     pub fn new(
         config: QuerierConfig,
-        limits: LimitsConfig,
+        overrides: Arc<Overrides>,
         auth_enabled: bool,
         ingesters: Option<Arc<Ingesters>>,
         store: Option<Arc<IndexCache>>,
     ) -> Arc<Querier> {
         Arc::new(Querier {
             config,
-            limits,
+            overrides,
             auth_enabled,
             ingesters,
             store,
@@ -162,37 +162,46 @@ impl Querier {
     /// newest (backward) or oldest (forward) in `[start, end)`.
     pub(crate) async fn select_logs(
         &self,
-        tenant: &TenantId,
+        tenants: &Tenants,
         query: &str,
         range: TimeRange,
         limit: u32,
         direction: Direction,
     ) -> Result<Vec<ResultStream>, HttpError> {
-        let log = Self::parse_log_query(query)?;
-        let by_labels = self
-            .collect(tenant, &log, range, limit, direction)
-            .boxed()
-            .await?;
-        let mut streams = Vec::with_capacity(by_labels.len());
-        for (labels_text, mut entries) in by_labels {
-            let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                HttpError::new(
-                    sluice_common::ErrorCode::Internal,
-                    format!("ingester sent unparsable labels {labels_text:?}: {err}"),
-                )
-            })?;
-            match direction {
-                Direction::Forward => entries.sort_by_key(|(timestamp, _)| *timestamp),
-                Direction::Backward => entries.sort_by_key(|(timestamp, _)| Reverse(*timestamp)),
-            }
-            dedupe_sorted(&mut entries);
-            streams.push(ResultStream {
-                labels: labels
+        let parsed = Self::parse_log_query(query)?;
+        let (picked, log) = tenants.select_log(&parsed)?;
+        let mut streams = Vec::new();
+        for tenant in picked {
+            let by_labels = self
+                .collect(tenant, &log, range, limit, direction)
+                .boxed()
+                .await?;
+            for (labels_text, mut entries) in by_labels {
+                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
+                    HttpError::new(
+                        sluice_common::ErrorCode::Internal,
+                        format!("ingester sent unparsable labels {labels_text:?}: {err}"),
+                    )
+                })?;
+                match direction {
+                    Direction::Forward => entries.sort_by_key(|(timestamp, _)| *timestamp),
+                    Direction::Backward => {
+                        entries.sort_by_key(|(timestamp, _)| Reverse(*timestamp))
+                    }
+                }
+                dedupe_sorted(&mut entries);
+                let mut pairs: Vec<(String, String)> = labels
                     .iter()
                     .map(|label| (label.name.clone(), label.value.clone()))
-                    .collect(),
-                entries,
-            });
+                    .collect();
+                if tenants.is_multi() {
+                    add_tenant_label(&mut pairs, tenant);
+                }
+                streams.push(ResultStream {
+                    labels: pairs,
+                    entries,
+                });
+            }
         }
         apply_limit(&mut streams, limit as usize, direction);
         streams.retain(|stream| !stream.entries.is_empty());
@@ -298,10 +307,11 @@ impl Querier {
         Ok(by_labels)
     }
 
-    /// Label names (no `name`) or the values of `name`, sorted.
+    /// Label names (no `name`) or the values of `name`, sorted, over every
+    /// tenant read (with several, `__tenant_id__` is one of the names).
     pub(crate) async fn labels(
         &self,
-        tenant: &TenantId,
+        tenants: &Tenants,
         name: Option<&str>,
         range: TimeRange,
         query: Option<&str>,
@@ -311,6 +321,39 @@ impl Querier {
                 .map_err(|err| HttpError::bad_request(err.to_string()))?,
             None => Vec::new(),
         };
+        let (picked, matchers) = tenants.select(&matchers);
+        let mut values = Vec::new();
+        if tenants.is_multi() {
+            match name {
+                None if !picked.is_empty() => values.push(TENANT_LABEL.to_string()),
+                Some(TENANT_LABEL) => {
+                    values.extend(picked.iter().map(|tenant| tenant.to_string()));
+                    return Ok(values);
+                }
+                _ => {}
+            }
+        }
+        let query = (!matchers.is_empty()).then(|| selector_text(&matchers));
+        for tenant in picked {
+            values.extend(
+                self.tenant_labels(tenant, name, range, &matchers, query.as_deref())
+                    .boxed()
+                    .await?,
+            );
+        }
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
+    async fn tenant_labels(
+        &self,
+        tenant: &TenantId,
+        name: Option<&str>,
+        range: TimeRange,
+        matchers: &[sluice_logql::Matcher],
+        query: Option<&str>,
+    ) -> Result<Vec<String>, HttpError> {
         let mut values = Vec::new();
         if let (Some(ingesters), Some(ingester_range)) =
             (&self.ingesters, self.ingester_range(range))
@@ -334,7 +377,7 @@ impl Querier {
             values.extend(answers.into_iter().flatten());
         }
         if let Some(index) = &self.store {
-            let found = crate::store::series(index, tenant, &matchers, range.start, range.end)
+            let found = crate::store::series(index, tenant, matchers, range.start, range.end)
                 .boxed()
                 .await?;
             for series in found {
@@ -344,15 +387,14 @@ impl Querier {
                 }
             }
         }
-        values.sort();
-        values.dedup();
         Ok(values)
     }
 
-    /// Label sets of the streams matching any selector, sorted.
+    /// Label sets of the streams matching any selector, sorted, over every
+    /// tenant read (with several, each carries `__tenant_id__`).
     pub(crate) async fn series(
         &self,
-        tenant: &TenantId,
+        tenants: &Tenants,
         selectors: Vec<String>,
         range: TimeRange,
     ) -> Result<Vec<Vec<(String, String)>>, HttpError> {
@@ -368,6 +410,47 @@ impl Querier {
                     .map_err(|err| HttpError::bad_request(err.to_string()))?,
             );
         }
+        let mut series = Vec::new();
+        for tenant in tenants.all() {
+            // The groups that apply to this tenant, without their
+            // `__tenant_id__` matchers; none at all means every series.
+            let mut tenant_groups = Vec::with_capacity(groups.len());
+            for group in &groups {
+                let (picked, rest) = tenants.select(group);
+                if picked.contains(&tenant) {
+                    tenant_groups.push(rest);
+                }
+            }
+            if !groups.is_empty() && tenant_groups.is_empty() {
+                continue;
+            }
+            let found = self
+                .tenant_series(tenant, tenant_groups, range)
+                .boxed()
+                .await?;
+            series.extend(found.into_iter().map(|mut labels| {
+                if tenants.is_multi() {
+                    add_tenant_label(&mut labels, tenant);
+                }
+                labels
+            }));
+        }
+        series.sort();
+        series.dedup();
+        Ok(series)
+    }
+
+    async fn tenant_series(
+        &self,
+        tenant: &TenantId,
+        mut groups: Vec<Vec<sluice_logql::Matcher>>,
+        range: TimeRange,
+    ) -> Result<Vec<Vec<(String, String)>>, HttpError> {
+        // A group with no matchers left (only `__tenant_id__` ones) asks
+        // for every series.
+        if groups.iter().any(Vec::is_empty) {
+            groups.clear();
+        }
         let mut series: Vec<Vec<(String, String)>> = Vec::new();
         if let (Some(ingesters), Some(ingester_range)) =
             (&self.ingesters, self.ingester_range(range))
@@ -375,7 +458,7 @@ impl Querier {
             let series_request = SeriesRequest {
                 start: Some(timestamp_from_nanos(ingester_range.start)),
                 end: Some(timestamp_from_nanos(ingester_range.end)),
-                groups: selectors.clone(),
+                groups: groups.iter().map(|group| selector_text(group)).collect(),
                 shards: Vec::new(),
             };
             let answers = ask_all(ingesters, |mut client| {
@@ -410,8 +493,6 @@ impl Querier {
                 }));
             }
         }
-        series.sort();
-        series.dedup();
         Ok(series)
     }
 }

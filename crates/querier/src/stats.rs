@@ -86,14 +86,22 @@ pub(crate) async fn index_stats(
     State(querier): State<Arc<Querier>>,
     call: Call,
 ) -> Result<LokiJson, HttpError> {
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
     let range = params.range()?;
     let matchers = sluice_logql::parse_selector(params.query()?)
         .map_err(|err| HttpError::bad_request(err.to_string()))?;
-    let set = querier.chunk_set(&tenant, &matchers, range).await?;
-    let stats = set.stats(range.start, range.end);
+    // Several tenants: their stats add up, as in Loki.
+    let (picked, matchers) = tenants.select(&matchers);
+    let (mut streams, mut chunks, mut bytes, mut entries) = (0, 0, 0, 0);
+    for tenant in picked {
+        let set = querier.chunk_set(tenant, &matchers, range).await?;
+        let stats = set.stats(range.start, range.end);
+        streams += stats.streams;
+        chunks += stats.chunks;
+        bytes += stats.bytes;
+        entries += stats.entries;
+    }
     Ok(LokiJson(format!(
-        "{{\"streams\":{},\"chunks\":{},\"bytes\":{},\"entries\":{}}}",
-        stats.streams, stats.chunks, stats.bytes, stats.entries
+        "{{\"streams\":{streams},\"chunks\":{chunks},\"bytes\":{bytes},\"entries\":{entries}}}"
     )))
 }

@@ -44,6 +44,7 @@ use crate::json::{write_labels, write_string};
 use crate::metrics::TailMetrics;
 use crate::params::{Direction, Params, TimeRange};
 use crate::querier::Querier;
+use crate::tenants::Tenants;
 
 /// Loki's `maxDelayForInTailing`, in seconds.
 const MAX_DELAY_FOR: u32 = 5;
@@ -137,7 +138,11 @@ pub(crate) async fn tail(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     call: Call,
 ) -> Response {
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
+    let tenant = match tenants.single() {
+        Ok(tenant) => tenant.clone(),
+        Err(err) => return err.into_response(),
+    };
     let request = match TailParams::parse(&params) {
         Ok(request) => request,
         Err(err) => return err.into_response(),
@@ -417,7 +422,11 @@ impl Session {
         .boxed()
         .await?;
         let busiest = counts.into_iter().max().unwrap_or(0);
-        let limit = self.querier.limits.max_concurrent_tail_requests;
+        let limit = self
+            .querier
+            .overrides
+            .limits(tenant.as_str())
+            .max_concurrent_tail_requests;
         if busiest >= limit {
             return Err(HttpError::bad_request(format!(
                 "max concurrent tail requests limit exceeded, count > limit ({} > {limit})",
@@ -752,11 +761,12 @@ async fn backfill(
     if range.end <= range.start {
         return Ok(Vec::new());
     }
+    let tenants = Tenants::new(vec![tenant.clone()]);
     let mut entries = Vec::new();
     if request.log.has_only_line_filters() {
         let streams = querier
             .select_logs(
-                tenant,
+                &tenants,
                 &request.query,
                 range,
                 request.limit,
@@ -787,7 +797,7 @@ async fn backfill(
             kind: sluice_logql::QueryKind::Range,
         };
         let value = querier
-            .evaluate(tenant, Expr::Log(request.log.clone()), params)
+            .evaluate(&tenants, Expr::Log(request.log.clone()), params)
             .await?;
         if let QueryValue::Streams(streams) = value {
             for stream in streams {
@@ -920,7 +930,7 @@ mod tests {
     async fn a_slow_client_gets_dropped_entries_reported_in_the_next_frame() {
         let querier = Querier::new(
             crate::QuerierConfig::default(),
-            sluice_common::LimitsConfig::default(),
+            sluice_common::Overrides::new(sluice_common::LimitsConfig::default()),
             false,
             None,
             None,

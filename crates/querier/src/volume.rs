@@ -147,7 +147,8 @@ async fn volume(
     range_query: bool,
 ) -> Result<LokiJson, HttpError> {
     let started = Instant::now();
-    let Call { tenant, params } = call;
+    let Call { tenants, params } = call;
+    let tenant = tenants.single()?.clone();
     let query = VolumeQuery::parse(&params)?;
     let range = params.range()?;
     let step = if range_query {

@@ -208,6 +208,20 @@ impl Ring {
         })
     }
 
+    /// Returns how many ACTIVE members heartbeated within
+    /// `heartbeat_timeout` (health judged as in [`Ring::get`]): the
+    /// instances a cluster-wide limit is shared among.
+    pub fn healthy_active_count(&self, now_ms: i64, heartbeat_timeout: Duration) -> usize {
+        let now_ms = self.clock(now_ms);
+        let timeout_ms = duration_ms(heartbeat_timeout);
+        self.members
+            .iter()
+            .filter(|member| {
+                member.state == MemberState::Active && member.is_healthy(now_ms, timeout_ms)
+            })
+            .count()
+    }
+
     /// Returns the percentage of the token space each member owns. A token
     /// owns the range after the previous token up to and including itself.
     pub fn token_ownership(&self) -> BTreeMap<String, f64> {
@@ -302,6 +316,24 @@ mod tests {
             stream_token("fake", r#"{app="api", env="prod"}"#),
             fnv1_32(FNV_OFFSET, br#"fake{app="api", env="prod"}"#)
         );
+    }
+
+    #[test]
+    fn healthy_active_count_skips_stale_and_non_active_members() {
+        let mut joining = member("c", "", vec![3]);
+        joining.state = MemberState::Joining;
+        let mut stale = member("d", "", vec![4]);
+        stale.heartbeat_ms = NOW - 120_000;
+        let ring = Ring::new(
+            &desc(vec![
+                member("a", "", vec![1]),
+                member("b", "", vec![2]),
+                joining,
+                stale,
+            ]),
+            false,
+        );
+        assert_eq!(ring.healthy_active_count(NOW, Duration::from_secs(60)), 2);
     }
 
     #[test]

@@ -11,9 +11,10 @@ use prometheus_client::registry::Registry;
 use sluice_cache::{Cache, CacheMetrics};
 use sluice_common::http_metrics::{self, HttpMetrics};
 use sluice_common::readiness::Readiness;
-use sluice_distributor::Distributor;
+use sluice_common::{DiscardMetrics, Overrides};
+use sluice_distributor::{Distributor, DistributorDeps};
 use sluice_ingester::service::IngesterService;
-use sluice_ingester::{Ingester, IngesterDeps};
+use sluice_ingester::{Ingester, IngesterDeps, IngesterLimits};
 use sluice_ingester_client::{Ingesters, LocalIngester};
 use sluice_querier::frontend::{spawn_workers, Frontend};
 use sluice_querier::Querier;
@@ -28,7 +29,7 @@ use crate::compactor_module::{self, CompactorModule};
 use crate::config::Config;
 use crate::ops::{self, OpsState};
 use crate::ring_page::{self, RingPage};
-use crate::ring_setup;
+use crate::ring_setup::{self, HealthyMembers};
 use crate::targets::{Module, Targets};
 use crate::telemetry::{register_build_info, RegistryHandle};
 
@@ -47,6 +48,12 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     let mut registry = Registry::default();
     register_build_info(&mut registry);
     let request_metrics = HttpMetrics::new(&mut registry);
+    // One set of discard counters, shared by distributor and ingester.
+    let discards = DiscardMetrics::new(&mut registry);
+    let overrides = Overrides::load(config.limits_config.clone(), &config.runtime_config)
+        .await
+        .context("runtime_config")?;
+    overrides.register_metrics(&mut registry);
 
     let http_addr = config.server.http_addr().map_err(anyhow::Error::msg)?;
     let grpc_addr = config.server.grpc_addr().map_err(anyhow::Error::msg)?;
@@ -79,6 +86,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     let kv = AnyKv::from_config(&ring_config.kvstore).context("common.ring.kvstore")?;
     let stop_servers = CancellationToken::new();
     let mut background = Vec::new();
+    background.push(tokio::spawn(
+        Arc::clone(&overrides).run_reloads(stop_servers.clone()),
+    ));
 
     let mut http_routes = Router::new();
     let mut grpc_routes = tonic::service::RoutesBuilder::default();
@@ -105,6 +115,15 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             store: Some(Arc::clone(&store)),
             wal_dir,
             writer_id: writer_id(grpc_addr.port()),
+            limits: IngesterLimits {
+                overrides: Arc::clone(&overrides),
+                ingesters: Arc::new(HealthyMembers::new(
+                    lifecycler.subscribe(),
+                    ring_config.heartbeat_timeout,
+                )),
+                replication_factor: ring_config.replication_factor,
+                discards: discards.clone(),
+            },
         };
         let ingester = Ingester::open(config.ingester.clone(), deps, &mut registry)
             .await
@@ -169,14 +188,6 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         let (ingesters, maintenance) = ingesters_for("loki_distributor", &mut registry)
             .context("the distributor needs the ingester ring")?;
         background.push(maintenance);
-        let distributor = Distributor::new(
-            config.distributor.clone(),
-            config.limits_config.clone(),
-            config.auth_enabled,
-            ingesters,
-            &mut registry,
-        );
-        http_routes = http_routes.merge(distributor.router());
         // Distributors register in their own ring (one token each) so that
         // limits shared among them know how many there are.
         let member = RingConfig {
@@ -190,6 +201,21 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         if let Err(error) = lifecycler.set_state(MemberState::Active).await {
             tracing::warn!(%error, "cannot write ACTIVE to the distributor ring yet");
         }
+        let distributor = Distributor::new(
+            config.distributor.clone(),
+            config.auth_enabled,
+            DistributorDeps {
+                overrides: Arc::clone(&overrides),
+                ingesters,
+                distributors: Arc::new(HealthyMembers::new(
+                    lifecycler.subscribe(),
+                    ring_config.heartbeat_timeout,
+                )),
+                discards: discards.clone(),
+            },
+            &mut registry,
+        );
+        http_routes = http_routes.merge(distributor.router());
         let watcher = ring_setup::watch(&kv, DISTRIBUTOR_RING_KEY, &ring_config).await;
         http_routes = http_routes.merge(ring_page::router(
             RingPage {
@@ -209,6 +235,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             &store,
             &path_prefix,
             writer_id(grpc_addr.port()),
+            &overrides,
             &mut registry,
             shutdown.clone(),
         )
@@ -244,14 +271,18 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         };
         let querier = Querier::new(
             config.querier.clone(),
-            config.limits_config.clone(),
+            Arc::clone(&overrides),
             config.auth_enabled,
             ingesters,
             Some(index),
         );
-        if let Some(filters) =
-            compactor_module::delete_filters(&config, &store, &path_prefix, compactor.as_ref())?
-        {
+        if let Some(filters) = compactor_module::delete_filters(
+            &config,
+            &store,
+            &path_prefix,
+            compactor.as_ref(),
+            &overrides,
+        )? {
             querier.hide_deleted_lines(filters);
         }
         querier.register_metrics(&mut registry);
@@ -262,7 +293,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         let frontend = Frontend::new(
             config.frontend.clone(),
             config.query_range.clone(),
-            config.limits_config.clone(),
+            Arc::clone(&overrides),
             config.auth_enabled,
             &cache_metrics,
             &mut registry,
@@ -304,6 +335,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         readiness: readiness.clone(),
         registry: RegistryHandle::new(registry),
         config: Arc::clone(&config),
+        overrides: Arc::clone(&overrides),
     };
     let app =
         http_routes
@@ -313,14 +345,12 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
                 http_metrics::track,
             ));
 
-    let http_task = tokio::spawn({
-        let stop = stop_servers.clone();
-        async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
-    });
+    let http_task = tokio::spawn(sluice_common::http_server::serve(
+        http_listener,
+        app,
+        config.server.http_timeouts(),
+        stop_servers.clone(),
+    ));
     let grpc_task = tokio::spawn({
         let stop = stop_servers.clone();
         async move {

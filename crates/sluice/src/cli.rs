@@ -156,6 +156,42 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Longest accepted log line in bytes (0 = unlimited).",
     ),
     (
+        "server.http-read-timeout",
+        "server.http_server_read_timeout",
+        Kind::Text,
+        "Longest time to read a request's headers and body.",
+    ),
+    (
+        "server.http-write-timeout",
+        "server.http_server_write_timeout",
+        Kind::Text,
+        "Longest time a response write may stall.",
+    ),
+    (
+        "runtime-config.file",
+        "runtime_config.file",
+        Kind::Text,
+        "File of per-tenant limit overrides, re-read at runtime.",
+    ),
+    (
+        "runtime-config.reload-period",
+        "runtime_config.period",
+        Kind::Text,
+        "How often the runtime config file is re-read.",
+    ),
+    (
+        "querier.multi-tenant-queries-enabled",
+        "querier.multi_tenant_queries_enabled",
+        Kind::Boolean,
+        "Allow X-Scope-OrgID: a|b on reads.",
+    ),
+    (
+        "ingester.max-global-streams-per-user",
+        "limits_config.max_global_streams_per_user",
+        Kind::Integer,
+        "Most streams a tenant may have in the cluster (0 = unlimited).",
+    ),
+    (
         "ring.store",
         "common.ring.kvstore.store",
         Kind::Text,

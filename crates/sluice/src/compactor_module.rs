@@ -9,7 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
-use sluice_common::HttpError;
+use sluice_common::{HttpError, Overrides};
 use sluice_compactor::{Compactor, CompactorDeps, DeleteRequestStore, SystemClock, TenantLimits};
 use sluice_querier::{DeleteFilter, DeleteFilterSource};
 use sluice_storage::{ChunkStore, ObjectStorage};
@@ -20,10 +20,12 @@ use crate::config::Config;
 
 const NS_PER_MS: i64 = 1_000_000;
 
-/// The limits of every tenant. Per-tenant overrides replace this with a
-/// lookup into the runtime configuration.
-fn tenant_limits(config: &Config) -> Arc<dyn TenantLimits> {
-    Arc::new(config.limits_config.clone())
+/// Each tenant's limits: `limits_config` with the tenant's runtime
+/// overrides, read anew on every lookup so a reload takes effect at the
+/// next compaction run.
+fn tenant_limits(overrides: &Arc<Overrides>) -> Arc<dyn TenantLimits> {
+    let overrides = Arc::clone(overrides);
+    Arc::new(move |tenant: &str| overrides.limits(tenant))
 }
 
 /// Returns the store holding the lease, marks and delete requests:
@@ -54,6 +56,7 @@ impl CompactorModule {
         store: &Arc<ChunkStore>,
         path_prefix: &Path,
         instance_id: String,
+        overrides: &Arc<Overrides>,
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> anyhow::Result<CompactorModule> {
@@ -78,7 +81,7 @@ impl CompactorModule {
             CompactorDeps {
                 store: Arc::clone(store),
                 control: control_store(config, store, path_prefix)?,
-                limits: tenant_limits(config),
+                limits: tenant_limits(overrides),
                 clock: Arc::new(SystemClock),
                 instance_id,
             },
@@ -120,6 +123,7 @@ pub(crate) fn delete_filters(
     store: &ChunkStore,
     path_prefix: &Path,
     compactor: Option<&CompactorModule>,
+    overrides: &Arc<Overrides>,
 ) -> anyhow::Result<Option<Arc<dyn DeleteFilterSource>>> {
     if !config.compactor.retention_enabled {
         return Ok(None);
@@ -134,7 +138,7 @@ pub(crate) fn delete_filters(
     };
     Ok(Some(Arc::new(StoredDeleteFilters {
         requests,
-        limits: tenant_limits(config),
+        limits: tenant_limits(overrides),
     })))
 }
 

@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use sluice_common::runtime_config::RuntimeConfig;
 use sluice_common::server::ServerConfig;
 use sluice_common::LimitsConfig;
 use sluice_compactor::CompactorConfig;
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) query_range: QueryRangeConfig,
     pub(crate) compactor: CompactorConfig,
     pub(crate) limits_config: LimitsConfig,
+    /// Per-tenant overrides of `limits_config`, re-read at runtime.
+    pub(crate) runtime_config: RuntimeConfig,
     pub(crate) storage_config: StorageConfig,
     pub(crate) chunk_store_config: ChunkStoreConfig,
     pub(crate) schema_config: SchemaConfig,
@@ -72,6 +75,7 @@ impl Default for Config {
             query_range: QueryRangeConfig::default(),
             compactor: CompactorConfig::default(),
             limits_config: LimitsConfig::default(),
+            runtime_config: RuntimeConfig::default(),
             storage_config: StorageConfig::default(),
             chunk_store_config: ChunkStoreConfig::default(),
             schema_config: SchemaConfig::default(),
@@ -122,6 +126,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "query_range",
     "compactor",
     "limits_config",
+    "runtime_config",
     "storage_config",
     "chunk_store_config",
     "schema_config",
@@ -173,6 +178,13 @@ impl Config {
         self.ingester.validate().map_err(ConfigError::Invalid)?;
         self.compactor.validate().map_err(ConfigError::Invalid)?;
         sluice_compactor::validate_limits(&self.limits_config).map_err(ConfigError::Invalid)?;
+        self.distributor.validate().map_err(ConfigError::Invalid)?;
+        self.limits_config
+            .validate()
+            .map_err(|message| ConfigError::Invalid(format!("limits_config.{message}")))?;
+        self.runtime_config
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Targets::parse(&self.target)
             .map_err(|err| ConfigError::Invalid(format!("target: {err}")))?;
         if self.common.path_prefix.trim().is_empty() {

@@ -1,5 +1,5 @@
-//! Operational endpoints: `/ready`, `/metrics`, `/config`, `/services`,
-//! `/loki/api/v1/status/buildinfo`.
+//! Operational endpoints: `/ready`, `/metrics`, `/config`,
+//! `/runtime_config`, `/services`, `/loki/api/v1/status/buildinfo`.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sluice_common::readiness::Readiness;
+use sluice_common::Overrides;
 
 use crate::config::Config;
 use crate::telemetry::RegistryHandle;
@@ -19,6 +20,7 @@ pub(crate) struct OpsState {
     pub(crate) readiness: Readiness,
     pub(crate) registry: RegistryHandle,
     pub(crate) config: Arc<Config>,
+    pub(crate) overrides: Arc<Overrides>,
 }
 
 pub(crate) fn router(state: OpsState) -> Router {
@@ -26,6 +28,7 @@ pub(crate) fn router(state: OpsState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/config", get(config))
+        .route("/runtime_config", get(runtime_config))
         .route("/services", get(services))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .with_state(state)
@@ -141,6 +144,35 @@ async fn config(State(state): State<OpsState>, RawQuery(raw_query): RawQuery) ->
         }
     };
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// `/runtime_config`: every tenant's effective limits from the runtime
+/// config file; `?mode=diff` only what differs from `limits_config`.
+async fn runtime_config(State(state): State<OpsState>, RawQuery(raw_query): RawQuery) -> Response {
+    let mode = raw_query
+        .as_deref()
+        .and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "mode")
+                .map(|(_, value)| value.into_owned())
+        })
+        .unwrap_or_default();
+    let diff = match mode.as_str() {
+        "" => false,
+        "diff" => true,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown value for mode query parameter: {other:?}\n"),
+            )
+                .into_response()
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        state.overrides.render_yaml(diff),
+    )
+        .into_response()
 }
 
 /// Returns the parts of `value` that differ from `base`.

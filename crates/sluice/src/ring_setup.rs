@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_ring::{AnyKv, KvStoreKind, RingConfig, RingWatcher};
+use sluice_common::overrides::InstanceCount;
+use sluice_ring::{now_ms, AnyKv, KvStoreKind, Ring, RingConfig, RingWatcher};
+use tokio::sync::watch;
 
 /// Returns `config` with `instance_id` (default: the hostname, as Loki) and
 /// `instance_addr` (default: this host's outbound IP, or 127.0.0.1, with
@@ -51,6 +53,32 @@ pub(crate) async fn watch(kv: &AnyKv, key: &'static str, config: &RingConfig) ->
         )
         .await,
     )
+}
+
+/// Counts the healthy ACTIVE members of a ring, for limits shared among
+/// them (distributors: the global ingestion rate; ingesters: the global
+/// stream limit).
+#[derive(Debug)]
+pub(crate) struct HealthyMembers {
+    ring: watch::Receiver<Arc<Ring>>,
+    heartbeat_timeout: Duration,
+}
+
+impl HealthyMembers {
+    pub(crate) fn new(ring: watch::Receiver<Arc<Ring>>, heartbeat_timeout: Duration) -> Self {
+        HealthyMembers {
+            ring,
+            heartbeat_timeout,
+        }
+    }
+}
+
+impl InstanceCount for HealthyMembers {
+    fn healthy_instances(&self) -> usize {
+        self.ring
+            .borrow()
+            .healthy_active_count(now_ms(), self.heartbeat_timeout)
+    }
 }
 
 fn hostname() -> String {

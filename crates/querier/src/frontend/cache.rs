@@ -11,8 +11,9 @@
 //! the same points share one.
 
 use sluice_common::time::now_nanos;
-use sluice_common::{HttpError, TenantId};
+use sluice_common::HttpError;
 
+use super::org::OrgId;
 use super::results::{merge_matrix, slice, sort_matrix, Extent, Matrix};
 use super::split::grid_floor;
 use super::Frontend;
@@ -24,7 +25,7 @@ impl Frontend {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn metric_piece(
         &self,
-        tenant: &TenantId,
+        tenant: &OrgId,
         query: &str,
         origin: i64,
         step: i64,
@@ -82,8 +83,13 @@ impl Frontend {
         let result = slice(&known, start, end);
 
         // Store what is old enough: the cached extent grown by the gaps.
-        let freshness =
-            i64::try_from(self.limits.max_cache_freshness_per_query.as_nanos()).unwrap_or(i64::MAX);
+        let freshness = i64::try_from(
+            tenant
+                .limits(&self.overrides)
+                .max_cache_freshness_per_query
+                .as_nanos(),
+        )
+        .unwrap_or(i64::MAX);
         let cutoff = grid_floor(origin, step, now_nanos().saturating_sub(freshness));
         let (extent_start, extent_end) = (covered.0, covered.1.min(cutoff));
         if fetched > 0 && extent_end >= extent_start {

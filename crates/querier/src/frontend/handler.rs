@@ -15,10 +15,11 @@ use futures::stream::{self, StreamExt};
 use sluice_common::duration::format_go_duration;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
-use sluice_common::{ErrorCode, HttpError, TenantId};
+use sluice_common::{ErrorCode, HttpError, LimitsConfig};
 use sluice_logql::Expr;
 use sluice_proto::frontend::{Header, HttpRequest, HttpResponse};
 
+use super::org::OrgId;
 use super::results::{
     matrix_body, merge_matrix, merge_streams, sort_matrix, Answer, LabelPairs, Matrix, Point,
 };
@@ -56,7 +57,7 @@ pub(super) fn router(frontend: Arc<Frontend>) -> Router {
 
 /// A request as the frontend holds it.
 struct Incoming {
-    tenant: TenantId,
+    tenant: OrgId,
     method: Method,
     path_and_query: String,
     raw_query: Option<String>,
@@ -66,7 +67,7 @@ struct Incoming {
 
 impl Incoming {
     async fn read(frontend: &Frontend, request: Request) -> Result<Incoming, HttpError> {
-        let tenant = TenantId::from_headers(request.headers(), frontend.auth_enabled)?;
+        let tenant = OrgId::from_headers(request.headers(), frontend.auth_enabled)?;
         let method = request.method().clone();
         let path_and_query = request
             .uri()
@@ -94,7 +95,7 @@ impl Incoming {
     }
 }
 
-fn tenant_header(tenant: &TenantId) -> Header {
+fn tenant_header(tenant: &OrgId) -> Header {
     Header {
         key: ORG_ID_HEADER.to_string(),
         values: vec![tenant.as_str().to_string()],
@@ -119,6 +120,7 @@ async fn forward(State(frontend): State<Arc<Frontend>>, request: Request) -> Res
         headers,
         body: incoming.body.to_vec(),
     };
+    let request = with_long_query_as_form(request);
     match frontend.run(incoming.tenant.as_str(), request).await {
         Ok(answer) => into_response(answer),
         Err(err) => err.into_response(),
@@ -167,8 +169,13 @@ fn answer_error(answer: &HttpResponse) -> HttpError {
 async fn query_range(State(frontend): State<Arc<Frontend>>, request: Request) -> Response {
     let started = Instant::now();
     let query_text = request.uri().query().unwrap_or_default().to_string();
-    let timeout = frontend.limits.query_timeout;
-    let run = split_query_range(&frontend, request);
+    let incoming = match Incoming::read(&frontend, request).await {
+        Ok(incoming) => incoming,
+        Err(err) => return err.into_response(),
+    };
+    let limits = incoming.tenant.limits(&frontend.overrides);
+    let timeout = limits.query_timeout;
+    let run = split_query_range(&frontend, incoming, &limits);
     let result = if timeout.is_zero() {
         run.await
     } else {
@@ -199,7 +206,7 @@ async fn query_range(State(frontend): State<Arc<Frontend>>, request: Request) ->
 
 /// A `query_range` sub-request for `[start, end]` with `extra` params.
 fn sub_request(
-    tenant: &TenantId,
+    tenant: &OrgId,
     query: &str,
     start: i64,
     end: i64,
@@ -212,11 +219,46 @@ fn sub_request(
     for (key, value) in extra {
         url.append_pair(key, value);
     }
-    HttpRequest {
+    with_long_query_as_form(HttpRequest {
         method: "GET".to_string(),
         url: url.finish(),
         headers: vec![tenant_header(tenant)],
         body: Vec::new(),
+    })
+}
+
+/// URLs longer than this go to queriers as a form POST instead (a URI is
+/// limited to 64 KiB; a LogQL query may be longer).
+const MAX_FORWARDED_URL: usize = 8 << 10;
+
+/// Moves the query string of a long body-less GET into a form body, which
+/// the queriers read the same way.
+fn with_long_query_as_form(request: HttpRequest) -> HttpRequest {
+    if request.method != "GET" || !request.body.is_empty() || request.url.len() <= MAX_FORWARDED_URL
+    {
+        return request;
+    }
+    let Some((path, query)) = request.url.split_once('?') else {
+        return request;
+    };
+    let mut headers: Vec<Header> = request
+        .headers
+        .into_iter()
+        .filter(|header| {
+            !header
+                .key
+                .eq_ignore_ascii_case(header::CONTENT_TYPE.as_str())
+        })
+        .collect();
+    headers.push(Header {
+        key: header::CONTENT_TYPE.to_string(),
+        values: vec!["application/x-www-form-urlencoded".to_string()],
+    });
+    HttpRequest {
+        method: "POST".to_string(),
+        url: path.to_string(),
+        headers,
+        body: query.as_bytes().to_vec(),
     }
 }
 
@@ -229,15 +271,17 @@ fn seconds(nanos: i64) -> String {
     )
 }
 
-async fn split_query_range(frontend: &Frontend, request: Request) -> Result<String, HttpError> {
+async fn split_query_range(
+    frontend: &Frontend,
+    incoming: Incoming,
+    limits: &LimitsConfig,
+) -> Result<String, HttpError> {
     let started = Instant::now();
-    let incoming = Incoming::read(frontend, request).await?;
     let params = incoming.params();
     let query = params.query()?.to_string();
     let expr =
         sluice_logql::parse_expr(&query).map_err(|err| HttpError::bad_request(err.to_string()))?;
     let mut range = params.range()?;
-    let limits = &frontend.limits;
     let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     if !limits.max_query_lookback.is_zero() {
         range.start = range
@@ -360,7 +404,7 @@ impl Frontend {
     /// Runs one metric sub-query on a querier; returns its series.
     pub(super) async fn fetch_matrix(
         &self,
-        tenant: &TenantId,
+        tenant: &OrgId,
         query: &str,
         (start, end): (i64, i64),
         extra: &[(&str, String)],

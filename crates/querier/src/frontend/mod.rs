@@ -11,6 +11,7 @@
 mod cache;
 mod config;
 mod handler;
+mod org;
 mod queue;
 mod results;
 mod split;
@@ -22,7 +23,7 @@ use std::time::Instant;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use sluice_cache::{Cache, CacheMetrics};
-use sluice_common::{ErrorCode, HttpError, LimitsConfig};
+use sluice_common::{ErrorCode, HttpError, Overrides};
 use sluice_proto::frontend::frontend_server::FrontendServer;
 use sluice_proto::frontend::{HttpRequest, HttpResponse};
 use tokio::sync::oneshot;
@@ -37,7 +38,7 @@ use transport::FrontendGrpc;
 pub struct Frontend {
     config: FrontendConfig,
     query_range: QueryRangeConfig,
-    limits: LimitsConfig,
+    overrides: Arc<Overrides>,
     auth_enabled: bool,
     queue: Arc<Queue>,
     results_cache: Option<Cache>,
@@ -55,7 +56,7 @@ impl Frontend {
     pub fn new(
         config: FrontendConfig,
         query_range: QueryRangeConfig,
-        limits: LimitsConfig,
+        overrides: Arc<Overrides>,
         auth_enabled: bool,
         cache_metrics: &CacheMetrics,
         registry: &mut Registry,
@@ -79,7 +80,7 @@ impl Frontend {
         Arc::new(Frontend {
             config,
             query_range,
-            limits,
+            overrides,
             auth_enabled,
             queue,
             results_cache,
