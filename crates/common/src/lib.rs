@@ -2,7 +2,7 @@
 //! maps failures to HTTP and gRPC statuses, Loki's time and duration syntax,
 //! the HTTP server settings, request metrics and module readiness, and
 //! each tenant's limits (defaults plus hot-reloaded runtime overrides) with
-//! the counters of what they refused.
+//! the counters of what they refused; HTTP request tracing.
 
 pub mod byte_size;
 pub mod discard;
@@ -15,6 +15,7 @@ pub mod overrides;
 pub mod readiness;
 pub mod runtime_config;
 pub mod server;
+pub mod telemetry;
 pub mod tenant;
 pub mod time;
 pub mod token_bucket;

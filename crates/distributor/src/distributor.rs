@@ -6,7 +6,8 @@ use std::time::Instant;
 use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use sluice_common::overrides::InstanceCount;
-use sluice_common::{DiscardMetrics, DiscardReason, Overrides, TenantId};
+use sluice_common::{stage_span, DiscardMetrics, DiscardReason, Overrides, TenantId};
+use tracing::Instrument;
 use sluice_ingester_client::Ingesters;
 
 use crate::config::DistributorConfig;
@@ -84,9 +85,25 @@ impl Distributor {
         body: &[u8],
         shape: JsonShape,
     ) -> Result<(), PushError> {
-        let request = decode_push(headers, body, shape, self.config.max_recv_msg_size)?;
+        let validation = stage_span!(
+            "distributor.validate",
+            tenant = %tenant,
+            body_bytes = body.len(),
+            streams = tracing::field::Empty,
+            lines = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+        );
+        let validated = validation.in_scope(|| {
+            let request = decode_push(headers, body, shape, self.config.max_recv_msg_size)?;
+            let limits = self.overrides.limits(tenant.as_str());
+            let validated = validate(request, &limits, sluice_common::time::now_nanos());
+            validation.record("streams", validated.request.streams.len());
+            validation.record("lines", validated.lines);
+            validation.record("bytes", validated.bytes);
+            Ok::<_, PushError>(validated)
+        })?;
+        drop(validation);
         let limits = self.overrides.limits(tenant.as_str());
-        let validated = validate(request, &limits, sluice_common::time::now_nanos());
         for (reason, lines, bytes) in &validated.discarded {
             self.discards
                 .record(*reason, tenant.as_str(), *lines, *bytes);
@@ -140,7 +157,13 @@ impl Distributor {
         tenant: &TenantId,
         request: sluice_proto::logproto::PushRequest,
     ) -> Result<(), PushError> {
+        let span = stage_span!(
+            "distributor.replicate",
+            tenant = %tenant,
+            streams = request.streams.len(),
+        );
         crate::replicate::replicate(&self.ingesters, &self.metrics, tenant, request)
+            .instrument(span)
             .boxed()
             .await
     }

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use sluice_common::tenant::ORG_ID_HEADER;
-use sluice_common::{ErrorCode, TenantId};
+use sluice_common::{stage_span, ErrorCode, TenantId};
 use sluice_ingester_client::Ingesters;
 use sluice_proto::logproto::PushRequest;
 use sluice_ring::stream_token;
+use tracing::Instrument;
 
 use crate::error::PushError;
 use crate::metrics::{DistributorMetrics, IngesterLabel};
@@ -80,7 +81,14 @@ pub(crate) async fn replicate(
             .metadata_mut()
             .insert(ORG_ID_HEADER, tenant_value.clone());
         let client = ingesters.pusher(&addr);
-        let task = tokio::spawn(async move {
+        let span = stage_span!(
+            "distributor.ingester_push",
+            otel.kind = "client",
+            ingester = %addr,
+            streams = indexes.len(),
+        );
+        let task = tokio::spawn(
+            async move {
             let result = match client {
                 Ok(mut client) => {
                     match tokio::time::timeout(timeout, client.push(grpc_request).boxed()).await {
@@ -93,7 +101,9 @@ pub(crate) async fn replicate(
                 Err(status) => Err(status),
             };
             (addr, indexes, result)
-        });
+        }
+            .instrument(span),
+        );
         calls.push(task);
     }
     let mut pending = quorums.len();

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use parking_lot::RwLock;
 use sluice_chunk::{Labels, MemChunk};
-use sluice_common::{DiscardMetrics, DiscardReason, LimitsConfig, TenantId};
+use sluice_common::{stage_span, DiscardMetrics, DiscardReason, LimitsConfig, TenantId};
 use sluice_logql::Matcher;
 use sluice_proto::logproto::{PushRequest, StreamAdapter};
 use sluice_proto::timestamp_to_nanos;
@@ -168,9 +168,12 @@ impl Instance {
                 }
                 builder.add_stream(&stream.labels_text, taken.len(), taken.iter().copied());
             }
-            let durable = wal
-                .submit(builder.finish())
-                .and_then(|ticket| ticket.wait());
+            let durable = stage_span!(
+                "ingester.wal_append",
+                tenant = %self.tenant,
+                bytes = size,
+            )
+            .in_scope(|| wal.submit(builder.finish()).and_then(|ticket| ticket.wait()));
             if let Err(err) = durable {
                 context.metrics.wal_failures.inc();
                 tracing::error!(tenant = %self.tenant, error = %err, "WAL write failed; push refused");

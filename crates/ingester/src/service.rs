@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use sluice_common::tenant::ORG_ID_HEADER;
-use sluice_common::TenantId;
+use sluice_common::{stage_span, TenantId};
 use sluice_proto::logproto::pusher_server::{Pusher, PusherServer};
 use sluice_proto::logproto::querier_server::{Querier, QuerierServer};
 use sluice_proto::logproto::{
@@ -68,11 +68,12 @@ fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, IngesterError> {
     Ok(TenantId::new(value)?)
 }
 
-/// Runs CPU-bound ingester work on the blocking pool.
+/// Runs CPU-bound ingester work on the blocking pool, inside `span`.
 async fn blocking<T: Send + 'static>(
+    span: tracing::Span,
     work: impl FnOnce() -> Result<T, IngesterError> + Send + 'static,
 ) -> Result<T, Status> {
-    match tokio::task::spawn_blocking(work).await {
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
         Ok(result) => result.map_err(Status::from),
         Err(join_error) => Err(Status::internal(format!(
             "ingester task failed: {join_error}"
@@ -86,7 +87,13 @@ impl Pusher for IngesterService {
         let tenant = tenant_of(&request)?;
         let push = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        blocking(move || ingester.push(&tenant, &push)).await?;
+        let span = stage_span!(
+            "ingester.push",
+            tenant = %tenant,
+            streams = push.streams.len(),
+            entries = push.streams.iter().map(|stream| stream.entries.len()).sum::<usize>(),
+        );
+        blocking(span, move || ingester.push(&tenant, &push)).await?;
         Ok(Response::new(PushResponse {}))
     }
 }
@@ -104,10 +111,27 @@ impl Querier for IngesterService {
         let query = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
         let (sender, receiver) = mpsc::channel(QUERY_STREAM_BUFFER);
+        let span = stage_span!(
+            "ingester.query",
+            tenant = %tenant,
+            selector = %query.selector,
+            streams = tracing::field::Empty,
+            entries = tracing::field::Empty,
+        );
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let (mut streams, mut entries) = (0usize, 0usize);
             let result = ingester.query(&tenant, &query, |batch| {
+                streams += batch.streams.len();
+                entries += batch
+                    .streams
+                    .iter()
+                    .map(|stream| stream.entries.len())
+                    .sum::<usize>();
                 sender.blocking_send(Ok(batch)).is_ok()
             });
+            span.record("streams", streams);
+            span.record("entries", entries);
             if let Err(err) = result {
                 // The receiver may be gone already; nothing else to tell.
                 let _ = sender.blocking_send(Err(Status::from(err)));
@@ -125,7 +149,11 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let label = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(move || ingester.label(&tenant, &label)).await?;
+        let response = blocking(
+            stage_span!("ingester.label", tenant = %tenant),
+            move || ingester.label(&tenant, &label),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 
@@ -136,7 +164,11 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let series = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(move || ingester.series(&tenant, &series)).await?;
+        let response = blocking(
+            stage_span!("ingester.series", tenant = %tenant),
+            move || ingester.series(&tenant, &series),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 
@@ -168,7 +200,11 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let stats = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(move || ingester.index_stats(&tenant, &stats)).await?;
+        let response = blocking(
+            stage_span!("ingester.index_stats", tenant = %tenant),
+            move || ingester.index_stats(&tenant, &stats),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 
@@ -179,7 +215,11 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let volume = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(move || ingester.volume(&tenant, &volume)).await?;
+        let response = blocking(
+            stage_span!("ingester.volume", tenant = %tenant),
+            move || ingester.volume(&tenant, &volume),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 
@@ -190,7 +230,11 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let stats = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(move || ingester.chunk_stats(&tenant, &stats)).await?;
+        let response = blocking(
+            stage_span!("ingester.chunk_stats", tenant = %tenant),
+            move || ingester.chunk_stats(&tenant, &stats),
+        )
+        .await?;
         Ok(Response::new(response))
     }
 }

@@ -7,7 +7,9 @@ use std::convert::Infallible;
 
 use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, Service, ServiceExt};
+use tower::{BoxError, Layer, Service, ServiceExt};
+
+use crate::trace_context::{GrpcTraceLayer, InjectContext};
 
 /// A cloneable gRPC transport usable by every generated client.
 pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
@@ -23,10 +25,11 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    BoxCloneSyncService::new(server.map_err(|never| match never {}))
+    let server = GrpcTraceLayer.layer(server);
+    BoxCloneSyncService::new(InjectContext::new(server).map_err(|never| match never {}))
 }
 
 /// Wraps a network channel.
 pub fn from_tonic(channel: tonic::transport::Channel) -> GrpcChannel {
-    BoxCloneSyncService::new(channel.map_err(BoxError::from))
+    BoxCloneSyncService::new(InjectContext::new(channel).map_err(BoxError::from))
 }

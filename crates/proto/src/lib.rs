@@ -1,11 +1,13 @@
 //! Sluice's wire types: the Loki-compatible `logproto` messages and the
 //! Pusher / Querier gRPC services, generated at build time, plus the few
-//! conversions every service needs (timestamps, in-process channels).
+//! conversions every service needs (timestamps, in-process channels, the
+//! W3C trace context every call carries).
 //!
 //! No business logic lives here.
 
 mod channel;
 mod time;
+pub mod trace_context;
 
 pub use channel::{from_tonic, in_process, GrpcChannel};
 pub use time::{timestamp_from_nanos, timestamp_to_nanos};

@@ -4,7 +4,7 @@
 //! down), and the engine evaluates off the async runtime.
 
 use futures::FutureExt;
-use sluice_common::{ErrorCode, HttpError};
+use sluice_common::{stage_span, ErrorCode, HttpError};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
     QueryValue, Stage,
@@ -57,6 +57,12 @@ impl Querier {
                 .collect(tenant, &selection, range, 0, Direction::Forward)
                 .boxed()
                 .await?;
+            let merge = stage_span!(
+                "querier.merge",
+                tenant = %tenant,
+                streams = by_labels.len(),
+            );
+            let _merging = merge.enter();
             for (labels_text, mut entries) in by_labels {
                 let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
                     HttpError::new(
@@ -95,7 +101,18 @@ impl Querier {
             data.push(self.fetch(tenants, request).boxed().await?);
         }
         let limits = self.eval_limits(tenants);
-        tokio::task::spawn_blocking(move || sluice_logql::evaluate(&expr, &params, data, &limits))
+        let span = stage_span!(
+            "querier.pipeline",
+            streams = data.iter().map(Vec::len).sum::<usize>(),
+            entries = data
+                .iter()
+                .flatten()
+                .map(|stream| stream.entries.len())
+                .sum::<usize>(),
+        );
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| sluice_logql::evaluate(&expr, &params, data, &limits))
+        })
             .await
             .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
             .map_err(eval_error)

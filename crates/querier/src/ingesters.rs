@@ -9,10 +9,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use sluice_common::{ErrorCode, HttpError};
+use sluice_common::{stage_span, ErrorCode, HttpError};
 use sluice_ingester_client::Ingesters;
 use sluice_proto::logproto::querier_client::QuerierClient;
 use sluice_proto::GrpcChannel;
+use tracing::Instrument;
 
 /// A call to one ingester.
 pub(crate) type Call<T> = Pin<Box<dyn Future<Output = Result<T, tonic::Status>> + Send>>;
@@ -32,6 +33,11 @@ where
         .iter()
         .map(|member| {
             let addr = member.addr.clone();
+            let span = stage_span!(
+                "querier.ingester_call",
+                otel.kind = "client",
+                ingester = %addr,
+            );
             let future = ingesters.querier(&addr).map(&call);
             async move {
                 let result = match future {
@@ -40,6 +46,7 @@ where
                 };
                 (addr, result)
             }
+            .instrument(span)
         })
         .collect();
     let mut answers = Vec::with_capacity(set.members.len());

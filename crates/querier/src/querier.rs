@@ -7,12 +7,13 @@ use std::sync::{Arc, OnceLock};
 use futures::{FutureExt, StreamExt};
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
-use sluice_common::{HttpError, Overrides, TenantId};
+use sluice_common::{stage_span, HttpError, Overrides, TenantId};
 use sluice_ingester_client::Ingesters;
 use sluice_logql::{Expr, LogExpr};
 use sluice_proto::logproto::{self, LabelRequest, QueryRequest, SeriesRequest};
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 use sluice_storage::IndexCache;
+use tracing::Instrument;
 
 use crate::config::QuerierConfig;
 use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
@@ -176,6 +177,12 @@ impl Querier {
                 .collect(tenant, &log, range, limit, direction)
                 .boxed()
                 .await?;
+            let merge = stage_span!(
+                "querier.merge",
+                tenant = %tenant,
+                streams = by_labels.len(),
+            );
+            let _merging = merge.enter();
             for (labels_text, mut entries) in by_labels {
                 let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
                     HttpError::new(
@@ -240,6 +247,12 @@ impl Querier {
                 } as i32,
                 shards: Vec::new(),
             };
+            let span = stage_span!(
+                "querier.ingesters",
+                tenant = %tenant,
+                streams = tracing::field::Empty,
+                entries = tracing::field::Empty,
+            );
             let tenant = tenant.clone();
             let answers = ask_all(ingesters, |mut client| {
                 let request = Self::request(&tenant, query.clone());
@@ -253,8 +266,18 @@ impl Querier {
                     Ok(streams)
                 })
             })
+            .instrument(span.clone())
             .boxed()
             .await?;
+            span.record("streams", answers.iter().map(Vec::len).sum::<usize>());
+            span.record(
+                "entries",
+                answers
+                    .iter()
+                    .flatten()
+                    .map(|stream| stream.entries.len())
+                    .sum::<usize>(),
+            );
             for stream in answers.into_iter().flatten() {
                 by_labels.entry(stream.labels).or_default().extend(
                     stream
@@ -265,6 +288,12 @@ impl Querier {
             }
         }
         if let Some(index) = &self.store {
+            let span = stage_span!(
+                "querier.store",
+                tenant = %tenant,
+                streams = tracing::field::Empty,
+                entries = tracing::field::Empty,
+            );
             let found = crate::store::select_logs(
                 index,
                 tenant,
@@ -284,8 +313,17 @@ impl Querier {
                     },
                 },
             )
+            .instrument(span.clone())
             .boxed()
             .await?;
+            span.record("streams", found.len());
+            span.record(
+                "entries",
+                found
+                    .iter()
+                    .map(|(_, entries)| entries.len())
+                    .sum::<usize>(),
+            );
             for (labels, entries) in found {
                 by_labels
                     .entry(labels.to_string())

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use sluice_chunk::{Direction, LabelMatcher, Labels};
-use sluice_common::{ErrorCode, HttpError, TenantId};
+use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{LineFilterChain, Matcher};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
+use tracing::Instrument;
 
 /// Chunks fetched at once per query.
 const FETCH_CONCURRENCY: usize = 16;
@@ -71,7 +72,21 @@ pub(crate) async fn select_logs(
         limit,
         direction,
     } = selection;
-    let found = series(index, tenant, matchers, from, through).await?;
+    let lookup = stage_span!(
+        "store.index_lookup",
+        tenant = %tenant,
+        series = tracing::field::Empty,
+        chunks = tracing::field::Empty,
+    );
+    let found = series(index, tenant, matchers, from, through)
+        .instrument(lookup.clone())
+        .await?;
+    lookup.record("series", found.len());
+    lookup.record(
+        "chunks",
+        found.iter().map(|series| series.chunks.len()).sum::<usize>(),
+    );
+    drop(lookup);
     let mut jobs = Vec::new();
     for (series_index, series) in found.iter().enumerate() {
         for chunk in &series.chunks {
@@ -87,9 +102,20 @@ pub(crate) async fn select_logs(
                 let chunk = index
                     .store()
                     .get_chunk(tenant.as_str(), &chunk_ref)
+                    .instrument(stage_span!(
+                        "store.chunk_fetch",
+                        tenant = %tenant,
+                        uncompressed_bytes = chunk_ref.size_bytes,
+                    ))
                     .await
                     .map_err(storage_error)?;
+                let decompress = stage_span!(
+                    "store.chunk_decompress",
+                    tenant = %tenant,
+                    entries = tracing::field::Empty,
+                );
                 let entries = tokio::task::spawn_blocking(move || {
+                    let _entered = decompress.enter();
                     let mut entries = Vec::new();
                     let mut iter = chunk.iter(from, through, direction)?;
                     while let Some((timestamp, line)) = iter.try_next_entry()? {
@@ -100,6 +126,7 @@ pub(crate) async fn select_logs(
                             }
                         }
                     }
+                    decompress.record("entries", entries.len());
                     Ok::<_, sluice_chunk::ChunkError>(entries)
                 })
                 .await

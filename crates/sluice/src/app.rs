@@ -329,7 +329,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             ));
         }
     }
-    let grpc_server = tonic::transport::Server::builder().add_routes(grpc_routes.routes());
+    let grpc_server = tonic::transport::Server::builder()
+        .layer(sluice_proto::trace_context::GrpcTraceLayer)
+        .add_routes(grpc_routes.routes());
 
     let ops_state = OpsState {
         readiness: readiness.clone(),
@@ -343,6 +345,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             .layer(axum::middleware::from_fn_with_state(
                 request_metrics,
                 http_metrics::track,
+            ))
+            .layer(axum::middleware::from_fn(
+                sluice_common::telemetry::trace_http,
             ));
 
     let http_task = tokio::spawn(sluice_common::http_server::serve(

@@ -20,6 +20,7 @@ use sluice_storage::{ChunkStoreConfig, SchemaConfig, StorageConfig};
 
 use crate::cli::{Cli, FlagValue};
 use crate::targets::Targets;
+use crate::traces::TracingConfig;
 
 /// Every setting of a Sluice process, with Loki's key names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) storage_config: StorageConfig,
     pub(crate) chunk_store_config: ChunkStoreConfig,
     pub(crate) schema_config: SchemaConfig,
+    /// Traces: OTLP export, sampling, service name.
+    pub(crate) tracing: TracingConfig,
 }
 
 /// Settings shared by several modules.
@@ -79,6 +82,7 @@ impl Default for Config {
             storage_config: StorageConfig::default(),
             chunk_store_config: ChunkStoreConfig::default(),
             schema_config: SchemaConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "storage_config",
     "chunk_store_config",
     "schema_config",
+    "tracing",
 ];
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
         self.runtime_config
             .validate()
             .map_err(ConfigError::Invalid)?;
+        self.tracing.validate().map_err(ConfigError::Invalid)?;
         Targets::parse(&self.target)
             .map_err(|err| ConfigError::Invalid(format!("target: {err}")))?;
         if self.common.path_prefix.trim().is_empty() {

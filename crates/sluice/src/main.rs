@@ -9,6 +9,7 @@ mod ring_page;
 mod ring_setup;
 mod targets;
 mod telemetry;
+mod traces;
 
 use std::process::ExitCode;
 
@@ -56,7 +57,6 @@ fn main() -> ExitCode {
         print!("{}", config.to_yaml());
         return ExitCode::SUCCESS;
     }
-    telemetry::init_logging(config.server.log_level, config.server.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,11 +67,43 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let export = traces::resolve(&config.tracing, &config.target, |name| {
+        std::env::var(name).ok()
+    });
+    let (tracer, otel_tracer) = match export.as_ref().map(|export| {
+        // The exporter's connections belong to the runtime.
+        let _runtime = runtime.enter();
+        traces::Tracer::start(export)
+    }) {
+        None => (None, None),
+        Some(Ok((tracer, otel_tracer))) => (Some(tracer), Some(otel_tracer)),
+        Some(Err(err)) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init_logging(
+        config.server.log_level,
+        config.server.log_format,
+        otel_tracer,
+    );
+    if let Some(export) = &export {
+        tracing::info!(
+            endpoint = %export.endpoint,
+            protocol = ?export.protocol,
+            sampling_ratio = export.sampling_ratio,
+            service_name = %export.service_name,
+            "exporting traces"
+        );
+    }
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         app::run(config, shutdown).await
     });
+    if let Some(tracer) = tracer {
+        tracer.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

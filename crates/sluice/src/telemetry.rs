@@ -1,4 +1,5 @@
-//! Sluice's own logs and the metrics registry behind `/metrics`.
+//! Sluice's own logs (and the trace layer beside them) and the metrics
+//! registry behind `/metrics`.
 
 use std::sync::Arc;
 
@@ -7,32 +8,47 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sluice_common::server::{LogFormat, LogLevel};
+use opentelemetry_sdk::trace::SdkTracer;
+use sluice_common::telemetry::SPAN_TARGET;
+use tracing::Level;
+use tracing_subscriber::filter::{Directive, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer, Registry as SpanRegistry};
 
-/// Installs the global logger on stderr (as Loki logs): logfmt (its default) or JSON, filtered by
-/// level (`RUST_LOG` may refine it).
-pub(crate) fn init_logging(level: LogLevel, format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
-        LogFormat::Logfmt => registry
-            .with(
-                tracing_logfmt::builder()
-                    .layer()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+/// Installs the global subscriber: the logger on stderr (as Loki logs),
+/// logfmt (its default) or JSON, filtered by level (`RUST_LOG` may refine
+/// it); and, when `tracer` is given, the OpenTelemetry layer exporting
+/// the trace spans (target [`SPAN_TARGET`]), which the logger never shows.
+/// Without a tracer no layer wants those spans, so they stay disabled.
+pub(crate) fn init_logging(level: LogLevel, format: LogFormat, tracer: Option<SdkTracer>) {
+    let trace_spans_off: Directive = format!("{SPAN_TARGET}=off")
+        .parse()
+        .expect("a valid filter directive");
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level.as_str()))
+        .add_directive(trace_spans_off);
+    let logger: Box<dyn Layer<SpanRegistry> + Send + Sync> = match format {
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
     };
+    let traces = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(Targets::new().with_target(SPAN_TARGET, Level::INFO))
+    });
+    let result = tracing_subscriber::registry()
+        .with(logger)
+        .with(traces)
+        .try_init();
     if let Err(err) = result {
         eprintln!("logging was already initialised: {err}");
     }

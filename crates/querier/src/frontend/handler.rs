@@ -15,9 +15,10 @@ use futures::stream::{self, StreamExt};
 use sluice_common::duration::format_go_duration;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
-use sluice_common::{ErrorCode, HttpError, LimitsConfig};
+use sluice_common::{stage_span, ErrorCode, HttpError, LimitsConfig};
 use sluice_logql::Expr;
 use sluice_proto::frontend::{Header, HttpRequest, HttpResponse};
+use tracing::Instrument;
 
 use super::org::OrgId;
 use super::results::{
@@ -175,7 +176,12 @@ async fn query_range(State(frontend): State<Arc<Frontend>>, request: Request) ->
     };
     let limits = incoming.tenant.limits(&frontend.overrides);
     let timeout = limits.query_timeout;
-    let run = split_query_range(&frontend, incoming, &limits);
+    let span = stage_span!(
+        "frontend.split",
+        tenant = %incoming.tenant.as_str(),
+        pieces = tracing::field::Empty,
+    );
+    let run = split_query_range(&frontend, incoming, &limits).instrument(span);
     let result = if timeout.is_zero() {
         run.await
     } else {
@@ -192,7 +198,12 @@ async fn query_range(State(frontend): State<Arc<Frontend>>, request: Request) ->
     };
     let slow = frontend.config.log_queries_longer_than;
     if !slow.is_zero() && started.elapsed() > slow {
-        tracing::info!(params = %query_text, duration = ?started.elapsed(), "slow query");
+        tracing::info!(
+            params = %query_text,
+            duration = ?started.elapsed(),
+            trace_id = %sluice_common::telemetry::current_trace_id(),
+            "slow query"
+        );
     }
     match result {
         Ok(body) => (
@@ -318,6 +329,7 @@ async fn split_query_range(
             extra.push(("interval", step_interval.to_string()));
         }
         let mut pieces = log_splits(range.start, range.end, interval);
+        tracing::Span::current().record("pieces", pieces.len());
         if direction == Direction::Backward {
             pieces.reverse();
         }
@@ -358,7 +370,8 @@ async fn split_query_range(
             }
         }
         frontend.split_queries.inc_by(sent as u64);
-        let merged = merge_streams(answers, limit as usize, direction);
+        let merged = stage_span!("frontend.merge", answers = answers.len())
+            .in_scope(|| merge_streams(answers, limit as usize, direction));
         let total = merged.iter().map(|s| s.entries.len()).sum();
         let stats = summary_stats(started.elapsed().as_secs_f64(), total, sent);
         return Ok(streams_body_with_stats(&merged, &stats));
@@ -379,6 +392,7 @@ async fn split_query_range(
     let extra = vec![("step", seconds(step))];
     let pieces = metric_splits(range.start, range.end, step, interval);
     let piece_count = pieces.len();
+    tracing::Span::current().record("pieces", piece_count);
     let origin = range.start;
     let results: Vec<Result<(Matrix, usize), HttpError>> = stream::iter(pieces)
         .map(|(start, end)| {
@@ -387,6 +401,8 @@ async fn split_query_range(
         .buffered(parallelism)
         .collect()
         .await;
+    let merge = stage_span!("frontend.merge", answers = results.len());
+    let merging = merge.enter();
     let mut matrix = BTreeMap::new();
     let mut sent = 0;
     for result in results {
@@ -395,6 +411,7 @@ async fn split_query_range(
         merge_matrix(&mut matrix, piece);
     }
     sort_matrix(&mut matrix);
+    drop(merging);
     frontend.split_queries.inc_by(sent as u64);
     let stats = summary_stats(started.elapsed().as_secs_f64(), 0, piece_count);
     Ok(matrix_body(&matrix, &stats))

@@ -23,10 +23,11 @@ use std::time::Instant;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use sluice_cache::{Cache, CacheMetrics};
-use sluice_common::{ErrorCode, HttpError, Overrides};
+use sluice_common::{stage_span, ErrorCode, HttpError, Overrides};
 use sluice_proto::frontend::frontend_server::FrontendServer;
-use sluice_proto::frontend::{HttpRequest, HttpResponse};
+use sluice_proto::frontend::{Header, HttpRequest, HttpResponse};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 pub use config::{FrontendConfig, FrontendWorkerConfig, QueryRangeConfig, ResultsCacheConfig};
 pub use transport::spawn_workers;
@@ -112,6 +113,22 @@ impl Frontend {
         tenant: &str,
         request: HttpRequest,
     ) -> Result<HttpResponse, HttpError> {
+        let span = stage_span!(
+            "frontend.subquery",
+            tenant = %tenant,
+            url = %request.url,
+            status_code = tracing::field::Empty,
+        );
+        // The querier continues the trace from these headers.
+        let mut request = request;
+        request.headers.extend(
+            sluice_common::telemetry::context_headers(&span)
+                .into_iter()
+                .map(|(key, value)| Header {
+                    key,
+                    values: vec![value],
+                }),
+        );
         let mut attempt = 0;
         loop {
             let (reply, answer) = oneshot::channel();
@@ -125,12 +142,13 @@ impl Frontend {
                 .map_err(|_| {
                     HttpError::new(ErrorCode::RateLimited, "too many outstanding requests")
                 })?;
-            let response = answer.await.map_err(|_| {
+            let response = answer.instrument(span.clone()).await.map_err(|_| {
                 HttpError::new(
                     ErrorCode::Internal,
                     "the query frontend dropped the request",
                 )
             })?;
+            span.record("status_code", response.code);
             // 503 means a dependency (the store, the ingesters) is down:
             // retrying at once only multiplies the wait for the same answer.
             let retryable = response.code >= 500 && response.code != 503;

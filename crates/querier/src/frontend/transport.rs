@@ -16,12 +16,14 @@ use sluice_proto::frontend::frontend_server::{Frontend as FrontendRpc, FrontendS
 use sluice_proto::frontend::{
     ClientToFrontend, FrontendToClient, Header, HttpRequest, HttpResponse, Type,
 };
+use sluice_common::stage_span;
 use sluice_proto::GrpcChannel;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use super::queue::Queue;
 
@@ -175,7 +177,14 @@ async fn execute(router: &Router, request: HttpRequest) -> HttpResponse {
         Ok(built) => built,
         Err(err) => return text_response(400, format!("bad forwarded request: {err}")),
     };
-    let response = match router.clone().oneshot(built).await {
+    // The frontend's `frontend.subquery` span is this span's parent.
+    let span = stage_span!(
+        "querier.request",
+        otel.kind = "server",
+        http.route = built.uri().path(),
+    );
+    sluice_common::telemetry::set_parent_from(&span, built.headers());
+    let response = match router.clone().oneshot(built).instrument(span).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
