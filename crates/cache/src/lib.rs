@@ -7,6 +7,7 @@
 
 mod config;
 mod embedded;
+mod loki_counter;
 mod memcached;
 
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ use prometheus_client::registry::Registry;
 pub use config::{CacheConfig, EmbeddedCacheConfig, MemcachedClientConfig, MemcachedConfig};
 pub use embedded::EmbeddedCache;
 pub use memcached::{MemcachedClient, MemcachedError};
+
+use loki_counter::UnsuffixedCounter;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct NameLabel {
@@ -37,8 +40,8 @@ struct RequestLabels {
 /// Metrics shared by every cache of a process, labelled by cache name.
 #[derive(Clone, Debug)]
 pub struct CacheMetrics {
-    fetched_keys: Family<NameLabel, Counter>,
-    hits: Family<NameLabel, Counter>,
+    fetched_keys: Family<NameLabel, UnsuffixedCounter>,
+    hits: Family<NameLabel, UnsuffixedCounter>,
     misses: Family<NameLabel, Counter>,
     memcache_hits: Family<NameLabel, Counter>,
     memcache_misses: Family<NameLabel, Counter>,

@@ -109,6 +109,7 @@ impl Distributor {
                 .record(*reason, tenant.as_str(), *lines, *bytes);
         }
         if !validated.request.streams.is_empty() {
+            self.observe_lag(tenant, &validated.request);
             let admitted = self.limiter.admit(
                 tenant.as_str(),
                 &limits,
@@ -149,6 +150,25 @@ impl Distributor {
         match validated.last_error {
             Some(message) => Err(PushError::Invalid(message)),
             None => Ok(()),
+        }
+    }
+
+    /// Records how old the push's newest entry is.
+    fn observe_lag(&self, tenant: &TenantId, request: &sluice_proto::logproto::PushRequest) {
+        let newest = request
+            .streams
+            .iter()
+            .flat_map(|stream| &stream.entries)
+            .map(|entry| sluice_proto::timestamp_to_nanos(entry.timestamp.as_ref()))
+            .max();
+        if let Some(newest) = newest {
+            let lag_ns = (sluice_common::time::now_nanos() - newest).max(0);
+            self.metrics
+                .ingestion_lag
+                .get_or_create(&TenantLabel {
+                    tenant: tenant.to_string(),
+                })
+                .observe(lag_ns as f64 / 1e9);
         }
     }
 

@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::ops::{self, OpsState};
 use crate::ring_page::{self, RingPage};
 use crate::ring_setup::{self, HealthyMembers};
+use crate::self_metrics;
 use crate::targets::{Module, Targets};
 use crate::telemetry::{register_build_info, RegistryHandle};
 
@@ -47,6 +48,7 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     }
     let mut registry = Registry::default();
     register_build_info(&mut registry);
+    self_metrics::register_process_metrics(&mut registry);
     let request_metrics = HttpMetrics::new(&mut registry);
     // One set of discard counters, shared by distributor and ingester.
     let discards = DiscardMetrics::new(&mut registry);
@@ -153,6 +155,12 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
     }
     let ingester_ring = if targets.uses_ring() {
         let watcher = ring_setup::watch(&kv, INGESTER_RING_KEY, &ring_config).await;
+        self_metrics::register_ring_members(
+            &mut registry,
+            "ingester",
+            watcher.subscribe(),
+            ring_config.heartbeat_timeout,
+        );
         http_routes = http_routes.merge(ring_page::router(
             RingPage {
                 title: "Ingester ring",

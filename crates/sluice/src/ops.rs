@@ -99,6 +99,14 @@ fn openmetrics_to_prometheus_text(text: &str) -> String {
         if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
+        // OpenMetrics' `unknown` is the 0.0.4 format's `untyped`.
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" unknown"))
+        {
+            out.push_str(&format!("# TYPE {name} untyped\n"));
+            continue;
+        }
         let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
             let rest = line.strip_prefix(prefix)?;
             let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -221,6 +229,11 @@ mod tests {
         assert_eq!(
             openmetrics_to_prometheus_text(openmetrics),
             "# HELP lines_total Lines.\n# TYPE lines_total counter\nlines_total{tenant=\"a\"} 3\n# HELP mem Memory.\n# TYPE mem gauge\nmem 1\n"
+        );
+        let unknown = "# HELP loki_cache_hits Hits.\n# TYPE loki_cache_hits unknown\nloki_cache_hits 2\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(unknown),
+            "# HELP loki_cache_hits Hits.\n# TYPE loki_cache_hits untyped\nloki_cache_hits 2\n"
         );
     }
 
