@@ -2,7 +2,8 @@
 # Installs what `make test` needs and a fresh machine may lack: cargo (checked
 # only), memcached, which the ring tests (crates/ring/tests/memcached.rs)
 # start on a free loopback port, and python3 with venv, in which
-# `make chart-test` installs Helm's SDK and the Kubernetes schemas. Further services (e.g. an S3-protocol server)
+# `make chart-test` installs Helm's SDK and the Kubernetes schemas, and
+# promtool (Debian's prometheus package) for the rule-file test. Further services (e.g. an S3-protocol server)
 # get installed here as the tests grow to use them.
 set -euo pipefail
 
@@ -40,10 +41,14 @@ if ! command -v memcached >/dev/null 2>&1; then
   apt_install "the ring tests need the memcached binary on PATH" memcached
 fi
 
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install "the rule-file test runs promtool check rules" prometheus
+fi
+
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install "make chart-test runs Helm's SDK from Python" python3 python3-venv
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install "make chart-test makes a Python venv" python3-venv
 fi
 
-echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V), $(python3 --version))"
+echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V), $(python3 --version), $(promtool --version 2>&1 | head -n 1))"

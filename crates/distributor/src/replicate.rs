@@ -119,6 +119,9 @@ pub(crate) async fn replicate(
             ingester: addr.clone(),
         };
         metrics.ingester_appends.get_or_create(&label).inc();
+        // Present (at 0) from the first append, so failure ratios and
+        // alerts have a series before anything fails.
+        let failures = metrics.ingester_append_failures.get_or_create(&label);
         match result {
             Ok(()) => {
                 for index in indexes {
@@ -130,7 +133,7 @@ pub(crate) async fn replicate(
                 }
             }
             Err(status) => {
-                metrics.ingester_append_failures.get_or_create(&label).inc();
+                failures.inc();
                 tracing::warn!(ingester = %addr, %tenant, code = ?status.code(), message = status.message(), "push to ingester failed");
                 for index in indexes {
                     let quorum = &mut quorums[index];
