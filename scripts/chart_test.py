@@ -12,15 +12,17 @@ describes). For every values set in RENDERS it
   4. checks what the chart promises: non-root read-only Sluice pods with
      /ready probes, Services that select pods, referenced ConfigMaps and
      Secrets that exist, the ingester StatefulSet's volume, anti-affinity,
-     budget and headless Service, the Service Grafana talks to,
+     budget and headless Service, the Service Grafana talks to, one
+     dashboard ConfigMap per dashboards/*.json for Grafana's sidecar and a
+     PrometheusRule holding rules/*.yaml,
   5. runs `sluice -config.file=<rendered> <each workload's args> -config.verify`
      with the workload's environment, so the binary accepts the config and
      flags every pod starts with.
 
 It also checks that values.schema.json and the chart's own checks refuse
 bad values with a useful message, that Chart.yaml's appVersion is the
-binary's version, that
-k8s/ equals the default render (`--write-k8s` regenerates it), that the
+binary's version, that the dashboards are what scripts/dashboards.py writes,
+that k8s/ equals the default render (`--write-k8s` regenerates it), that the
 image's default config and the examples are valid, and prints
 `chart-test: N passed, M failed`.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import re
 import subprocess
@@ -89,7 +92,11 @@ POD_IP = "10.20.30.40"
 # chart must set on them.
 CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ["spec.selector", "spec.endpoints"],
+    ("monitoring.coreos.com/v1", "PrometheusRule"): ["spec.groups"],
 }
+
+DASHBOARDS = CHART / "dashboards"
+RULES = CHART / "rules"
 
 
 @dataclass
@@ -364,6 +371,41 @@ def check_grafana_datasource(docs: list[dict]) -> None:
     assert source["type"] == "loki", source
     expected = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:3100"
     assert source["url"] == expected, f"data source URL {source['url']}, expected {expected}"
+
+
+def check_dashboards(docs: list[dict], values: dict) -> None:
+    """One ConfigMap per dashboard file, labelled for Grafana's sidecar,
+    holding the file's JSON unchanged."""
+    settings = values.get("grafana", {}).get("dashboards", {})
+    labels = settings.get("labels", {"grafana_dashboard": "1"})
+    files = {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
+    assert files, f"no dashboards in {DASHBOARDS}"
+    found: dict[str, dict] = {}
+    for doc in docs:
+        if doc["kind"] != "ConfigMap" or not doc["metadata"]["name"].startswith(f"{RELEASE}-dashboard-"):
+            continue
+        for key, value in labels.items():
+            assert doc["metadata"]["labels"].get(key) == value, f"{doc['metadata']['name']} lacks label {key}={value}"
+        namespace = settings.get("namespace") or NAMESPACE
+        assert doc["metadata"]["namespace"] == namespace, doc["metadata"]
+        for name, text in doc["data"].items():
+            found[name] = json.loads(text)
+    assert found == files, f"dashboard ConfigMaps hold {sorted(found)}, the chart has {sorted(files)}"
+    uids = [board["uid"] for board in files.values()]
+    assert len(set(uids)) == len(uids), f"dashboard uids repeat: {uids}"
+
+
+def check_prometheus_rule(docs: list[dict]) -> None:
+    (rule,) = [doc for doc in docs if doc["kind"] == "PrometheusRule"]
+    groups = [group for path in sorted(RULES.glob("*.yaml")) for group in yaml.safe_load(path.read_text())["groups"]]
+    assert rule["spec"]["groups"] == groups, "the PrometheusRule's groups differ from rules/*.yaml"
+
+
+def check_dashboards_generated() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "dashboards.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr.strip()
 
 
 def check_minio(docs: list[dict]) -> None:
@@ -701,10 +743,17 @@ def main() -> int:
             report.check(f"{label}: single-binary layout", lambda docs=docs: check_single_binary(docs))
         if values.get("grafana", {}).get("datasource", {}).get("enabled", True):
             report.check(f"{label}: Grafana data source", lambda docs=docs: check_grafana_datasource(docs))
+        if values.get("grafana", {}).get("dashboards", {}).get("enabled", True):
+            report.check(
+                f"{label}: Grafana dashboards", lambda docs=docs, values=values: check_dashboards(docs, values)
+            )
+        if values.get("prometheusRule", {}).get("enabled", False):
+            report.check(f"{label}: PrometheusRule", lambda docs=docs: check_prometheus_rule(docs))
         if values.get("minio", {}).get("enabled", True):
             report.check(f"{label}: MinIO bucket and endpoint", lambda docs=docs: check_minio(docs))
         verify_workloads(report, label, docs, args.sluice_bin, future)
 
+    report.check("dashboards are what scripts/dashboards.py writes", check_dashboards_generated)
     report.check(f"values the chart refuses ({len(BAD_VALUES)})", check_refusals)
     report.check("Chart.yaml appVersion is the binary's version", lambda: check_app_version(args.sluice_bin))
     report.check("docker/sluice.yaml and the Dockerfile", lambda: check_image_config(args.sluice_bin))
