@@ -382,3 +382,49 @@ fn promtool_refuses_a_broken_rule() {
         .expect("promtool runs");
     assert!(!output.status.success());
 }
+
+/// GitHub's anchor for a Markdown heading.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_alert_has_a_runbook() {
+    let operations = std::fs::read_to_string(workspace_root().join("docs/operations.md"))
+        .expect("docs/operations.md");
+    let anchors: BTreeSet<String> = operations
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| slug(heading.trim_start_matches('#')))
+        .collect();
+    let mut alerts = 0;
+    for path in rule_files() {
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
+        for group in doc["groups"].as_sequence().expect("groups") {
+            for rule in group["rules"].as_sequence().expect("rules") {
+                let Some(alert) = rule["alert"].as_str() else {
+                    continue;
+                };
+                alerts += 1;
+                let url = rule["annotations"]["runbook_url"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+                let anchor = url
+                    .strip_prefix("docs/operations.md#")
+                    .unwrap_or_else(|| panic!("{alert}: runbook_url {url}"));
+                assert!(
+                    anchors.contains(anchor),
+                    "{alert}: docs/operations.md has no section #{anchor}"
+                );
+            }
+        }
+    }
+    assert!(alerts >= 6, "{alerts} alerts");
+}
