@@ -43,7 +43,11 @@ fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
         .filter(|path| path.extension().is_some_and(|ext| ext == extension))
         .collect();
     found.sort();
-    assert!(!found.is_empty(), "no .{extension} files in {}", dir.display());
+    assert!(
+        !found.is_empty(),
+        "no .{extension} files in {}",
+        dir.display()
+    );
     found
 }
 
@@ -61,7 +65,10 @@ fn dashboard_queries() -> Vec<Query> {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read"))
             .unwrap_or_else(|err| panic!("{name}: {err}"));
-        assert!(json["uid"].is_string() && json["title"].is_string(), "{name}");
+        assert!(
+            json["uid"].is_string() && json["title"].is_string(),
+            "{name}"
+        );
         let mut stack: Vec<&Value> = json["panels"].as_array().expect("panels").iter().collect();
         while let Some(panel) = stack.pop() {
             if let Some(children) = panel["panels"].as_array() {
@@ -246,13 +253,19 @@ fn exercised_process() -> SluiceProcess {
             None,
         );
         let logs = p.query_range(
-            &[("query", r#"{job="obs"}"#), ("start", &start), ("end", &end)],
+            &[
+                ("query", r#"{job="obs"}"#),
+                ("start", &start),
+                ("end", &end),
+            ],
             None,
         );
         if metric.status == 200
             && logs.status == 200
             && logs.body.contains("second line")
-            && metric.json()["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+            && metric.json()["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
         {
             break;
         }

@@ -176,17 +176,23 @@ fn push_and_query_each_make_one_trace_across_processes() {
         "ingester.push",
         "ingester.wal_append",
     ];
-    let spans = receiver.wait_trace(push_trace, TRACE_WAIT, |spans| {
-        has_all(spans, &push_spans)
-    });
+    let spans = receiver.wait_trace(push_trace, TRACE_WAIT, |spans| has_all(spans, &push_spans));
     assert!(has_all(&spans, &push_spans), "push trace: {spans:#?}");
     let entry = roots(&spans);
     assert_eq!(entry.len(), 1, "one entry point: {entry:#?}");
     assert_eq!(entry[0].name, "POST /loki/api/v1/push");
     assert_eq!(entry[0].parent_span_id, caller_span);
     assert_eq!(entry[0].service, "sluice-distributor");
-    assert_parent(&spans, one(&spans, "distributor.validate"), "POST /loki/api/v1/push");
-    assert_parent(&spans, one(&spans, "distributor.replicate"), "POST /loki/api/v1/push");
+    assert_parent(
+        &spans,
+        one(&spans, "distributor.validate"),
+        "POST /loki/api/v1/push",
+    );
+    assert_parent(
+        &spans,
+        one(&spans, "distributor.replicate"),
+        "POST /loki/api/v1/push",
+    );
     let hop = one(&spans, "distributor.ingester_push");
     assert_parent(&spans, hop, "distributor.replicate");
     let server = one(&spans, "/logproto.Pusher/Push");
@@ -194,11 +200,20 @@ fn push_and_query_each_make_one_trace_across_processes() {
     assert_parent(&spans, server, "distributor.ingester_push");
     let push = one(&spans, "ingester.push");
     assert_parent(&spans, push, "/logproto.Pusher/Push");
-    assert_eq!(push.attributes.get("tenant").map(String::as_str), Some("fake"));
-    assert_eq!(push.attributes.get("entries").map(String::as_str), Some("2"));
+    assert_eq!(
+        push.attributes.get("tenant").map(String::as_str),
+        Some("fake")
+    );
+    assert_eq!(
+        push.attributes.get("entries").map(String::as_str),
+        Some("2")
+    );
     assert_parent(&spans, one(&spans, "ingester.wal_append"), "ingester.push");
     let validate = one(&spans, "distributor.validate");
-    assert_eq!(validate.attributes.get("lines").map(String::as_str), Some("2"));
+    assert_eq!(
+        validate.attributes.get("lines").map(String::as_str),
+        Some("2")
+    );
 
     // Flush so the query reads the store as well as the ingester.
     let flushed = ingester.send(
@@ -265,9 +280,7 @@ fn push_and_query_each_make_one_trace_across_processes() {
         "store.chunk_decompress",
         "querier.merge",
     ];
-    let spans = receiver.wait_trace(&trace_id, TRACE_WAIT, |spans| {
-        has_all(spans, &query_spans)
-    });
+    let spans = receiver.wait_trace(&trace_id, TRACE_WAIT, |spans| has_all(spans, &query_spans));
     assert!(has_all(&spans, &query_spans), "query trace: {spans:#?}");
     let entry = roots(&spans);
     assert_eq!(entry.len(), 1, "one root: {entry:#?}");
@@ -286,22 +299,37 @@ fn push_and_query_each_make_one_trace_across_processes() {
         };
         assert_eq!(span.via, expected, "{span:?}");
     }
-    assert_parent(&spans, one(&spans, "frontend.split"), "GET /loki/api/v1/query_range");
+    assert_parent(
+        &spans,
+        one(&spans, "frontend.split"),
+        "GET /loki/api/v1/query_range",
+    );
     let subquery = one(&spans, "frontend.subquery");
     assert_parent(&spans, subquery, "frontend.split");
     let request = one(&spans, "querier.request");
     assert_eq!(request.service, "sluice-querier");
     assert_eq!(request.parent_span_id, subquery.span_id);
     assert_parent(&spans, one(&spans, "querier.ingesters"), "querier.request");
-    assert_parent(&spans, one(&spans, "querier.ingester_call"), "querier.ingesters");
+    assert_parent(
+        &spans,
+        one(&spans, "querier.ingester_call"),
+        "querier.ingesters",
+    );
     let ingester_server = one(&spans, "/logproto.Querier/Query");
     assert_eq!(ingester_server.service, "sluice-ingester");
     assert_parent(&spans, ingester_server, "querier.ingester_call");
-    assert_parent(&spans, one(&spans, "ingester.query"), "/logproto.Querier/Query");
+    assert_parent(
+        &spans,
+        one(&spans, "ingester.query"),
+        "/logproto.Querier/Query",
+    );
     assert_parent(&spans, one(&spans, "querier.store"), "querier.request");
     assert_parent(&spans, one(&spans, "store.index_lookup"), "querier.store");
     let lookup = one(&spans, "store.index_lookup");
-    assert_eq!(lookup.attributes.get("chunks").map(String::as_str), Some("1"));
+    assert_eq!(
+        lookup.attributes.get("chunks").map(String::as_str),
+        Some("1")
+    );
     assert_parent(&spans, one(&spans, "store.chunk_fetch"), "querier.store");
     let decompress = one(&spans, "store.chunk_decompress");
     assert_eq!(

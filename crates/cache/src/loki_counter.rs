@@ -55,7 +55,10 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("# TYPE loki_cache_hits unknown"), "{text}");
-        assert!(text.contains("loki_cache_hits{name=\"chunks\"} 3"), "{text}");
+        assert!(
+            text.contains("loki_cache_hits{name=\"chunks\"} 3"),
+            "{text}"
+        );
         assert!(!text.contains("_total"), "{text}");
         assert_eq!(
             family

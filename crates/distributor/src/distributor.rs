@@ -7,8 +7,8 @@ use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use sluice_common::overrides::InstanceCount;
 use sluice_common::{stage_span, DiscardMetrics, DiscardReason, Overrides, TenantId};
-use tracing::Instrument;
 use sluice_ingester_client::Ingesters;
+use tracing::Instrument;
 
 use crate::config::DistributorConfig;
 use crate::decode::{decode_push, JsonShape};

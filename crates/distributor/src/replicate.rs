@@ -89,19 +89,20 @@ pub(crate) async fn replicate(
         );
         let task = tokio::spawn(
             async move {
-            let result = match client {
-                Ok(mut client) => {
-                    match tokio::time::timeout(timeout, client.push(grpc_request).boxed()).await {
-                        Ok(result) => result.map(|_| ()),
-                        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
-                            "no answer within {timeout:?}"
-                        ))),
+                let result = match client {
+                    Ok(mut client) => {
+                        match tokio::time::timeout(timeout, client.push(grpc_request).boxed()).await
+                        {
+                            Ok(result) => result.map(|_| ()),
+                            Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                                "no answer within {timeout:?}"
+                            ))),
+                        }
                     }
-                }
-                Err(status) => Err(status),
-            };
-            (addr, indexes, result)
-        }
+                    Err(status) => Err(status),
+                };
+                (addr, indexes, result)
+            }
             .instrument(span),
         );
         calls.push(task);

@@ -173,7 +173,10 @@ impl Instance {
                 tenant = %self.tenant,
                 bytes = size,
             )
-            .in_scope(|| wal.submit(builder.finish()).and_then(|ticket| ticket.wait()));
+            .in_scope(|| {
+                wal.submit(builder.finish())
+                    .and_then(|ticket| ticket.wait())
+            });
             if let Err(err) = durable {
                 context.metrics.wal_failures.inc();
                 tracing::error!(tenant = %self.tenant, error = %err, "WAL write failed; push refused");

@@ -149,10 +149,9 @@ impl Querier for IngesterService {
         let tenant = tenant_of(&request)?;
         let label = request.into_inner();
         let ingester = Arc::clone(&self.ingester);
-        let response = blocking(
-            stage_span!("ingester.label", tenant = %tenant),
-            move || ingester.label(&tenant, &label),
-        )
+        let response = blocking(stage_span!("ingester.label", tenant = %tenant), move || {
+            ingester.label(&tenant, &label)
+        })
         .await?;
         Ok(Response::new(response))
     }

@@ -113,9 +113,9 @@ impl Querier {
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| sluice_logql::evaluate(&expr, &params, data, &limits))
         })
-            .await
-            .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
-            .map_err(eval_error)
+        .await
+        .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
+        .map_err(eval_error)
     }
 
     /// The engine's limits for a read of `tenants`: the smallest of each

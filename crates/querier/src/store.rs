@@ -84,7 +84,10 @@ pub(crate) async fn select_logs(
     lookup.record("series", found.len());
     lookup.record(
         "chunks",
-        found.iter().map(|series| series.chunks.len()).sum::<usize>(),
+        found
+            .iter()
+            .map(|series| series.chunks.len())
+            .sum::<usize>(),
     );
     drop(lookup);
     let mut jobs = Vec::new();

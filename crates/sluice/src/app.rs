@@ -347,16 +347,15 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         config: Arc::clone(&config),
         overrides: Arc::clone(&overrides),
     };
-    let app =
-        http_routes
-            .merge(ops::router(ops_state))
-            .layer(axum::middleware::from_fn_with_state(
-                request_metrics,
-                http_metrics::track,
-            ))
-            .layer(axum::middleware::from_fn(
-                sluice_common::telemetry::trace_http,
-            ));
+    let app = http_routes
+        .merge(ops::router(ops_state))
+        .layer(axum::middleware::from_fn_with_state(
+            request_metrics,
+            http_metrics::track,
+        ))
+        .layer(axum::middleware::from_fn(
+            sluice_common::telemetry::trace_http,
+        ));
 
     let http_task = tokio::spawn(sluice_common::http_server::serve(
         http_listener,

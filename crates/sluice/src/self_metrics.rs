@@ -178,7 +178,12 @@ struct RingLabels {
 
 /// Counts `members` by Loki's ring state names.
 fn count_states(ring: &Ring, now_ms: i64, heartbeat_timeout: Duration) -> [(&'static str, i64); 4] {
-    let mut counts = [("ACTIVE", 0), ("JOINING", 0), ("LEAVING", 0), ("Unhealthy", 0)];
+    let mut counts = [
+        ("ACTIVE", 0),
+        ("JOINING", 0),
+        ("LEAVING", 0),
+        ("Unhealthy", 0),
+    ];
     for member in ring.members() {
         let slot = if !Ring::healthy(member, now_ms, heartbeat_timeout) {
             3

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use opentelemetry_sdk::trace::SdkTracer;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sluice_common::server::{LogFormat, LogLevel};
-use opentelemetry_sdk::trace::SdkTracer;
 use sluice_common::telemetry::SPAN_TARGET;
 use tracing::Level;
 use tracing_subscriber::filter::{Directive, Targets};

@@ -67,13 +67,11 @@ impl TracingConfig {
         }
         let endpoint = self.otlp_endpoint.trim();
         if !endpoint.is_empty() {
-            let uri: http::Uri = with_scheme(endpoint)
-                .parse()
-                .map_err(|err| format!("tracing.otlp_endpoint: {endpoint:?} is not a URL: {err}"))?;
+            let uri: http::Uri = with_scheme(endpoint).parse().map_err(|err| {
+                format!("tracing.otlp_endpoint: {endpoint:?} is not a URL: {err}")
+            })?;
             if uri.host().is_none() {
-                return Err(format!(
-                    "tracing.otlp_endpoint: {endpoint:?} names no host"
-                ));
+                return Err(format!("tracing.otlp_endpoint: {endpoint:?} names no host"));
             }
         }
         Ok(())
@@ -125,7 +123,11 @@ pub(crate) fn resolve(
     // A signal-specific URL is used as given; a base URL (the config's or
     // the generic variable) gets OTLP/HTTP's `/v1/traces` path.
     let (endpoint, protocol, is_base) = if !config.otlp_endpoint.trim().is_empty() {
-        (config.otlp_endpoint.trim().to_string(), config.otlp_protocol, true)
+        (
+            config.otlp_endpoint.trim().to_string(),
+            config.otlp_protocol,
+            true,
+        )
     } else if let Some(endpoint) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         (endpoint, env_protocol(), false)
     } else {
@@ -171,10 +173,12 @@ impl Tracer {
             OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_http_client(OnRuntime {
-                    client: Arc::new(opentelemetry_http::hyper::HyperClient::with_default_connector(
-                        EXPORT_TIMEOUT,
-                        None,
-                    )),
+                    client: Arc::new(
+                        opentelemetry_http::hyper::HyperClient::with_default_connector(
+                            EXPORT_TIMEOUT,
+                            None,
+                        ),
+                    ),
                     runtime: tokio::runtime::Handle::current(),
                 })
                 .with_endpoint(export.endpoint.clone())
@@ -185,10 +189,7 @@ impl Tracer {
         .map_err(|err| format!("tracing: cannot build the OTLP exporter: {err}"))?;
         let resource = Resource::builder()
             .with_service_name(export.service_name.clone())
-            .with_attribute(KeyValue::new(
-                "service.version",
-                env!("CARGO_PKG_VERSION"),
-            ))
+            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
             .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)

@@ -11,12 +11,12 @@ use std::time::Duration;
 use axum::Router;
 use futures::{FutureExt, Stream};
 use http_body_util::BodyExt;
+use sluice_common::stage_span;
 use sluice_proto::frontend::frontend_client::FrontendClient;
 use sluice_proto::frontend::frontend_server::{Frontend as FrontendRpc, FrontendServer};
 use sluice_proto::frontend::{
     ClientToFrontend, FrontendToClient, Header, HttpRequest, HttpResponse, Type,
 };
-use sluice_common::stage_span;
 use sluice_proto::GrpcChannel;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
