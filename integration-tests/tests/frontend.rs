@@ -255,3 +255,105 @@ fn a_flooding_tenant_gets_429_and_another_tenant_is_served() {
     assert_eq!(calm.status, 200, "{}", calm.body);
     assert!(metric(&p, "loki_query_frontend_discarded_requests") >= 1.0);
 }
+
+/// Loki's query limits, per tenant through runtime overrides: a tenant
+/// with strict limits gets Loki's messages; another tenant, on the
+/// defaults, runs the same queries.
+#[test]
+fn query_limits_apply_per_tenant_with_lokis_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = dir.path().join("runtime.yaml");
+    std::fs::write(
+        &runtime,
+        "overrides:\n  strict:\n    max_query_length: 2h\n    max_query_range: 10m\n    \
+         max_query_series: 1\n    max_entries_limit_per_query: 10\n  recent:\n    max_query_lookback: 1h\n",
+    )
+    .expect("write runtime config");
+    let p = SluiceProcess::start(
+        SluiceOptions::new()
+            .auth(true)
+            .extra_yaml(&format!("runtime_config:\n  file: {}\n", runtime.display())),
+    );
+    let now = now_ns();
+    for tenant in ["strict", "loose", "recent"] {
+        p.push_proto_ok(
+            &[
+                Stream::new(
+                    r#"{job="q", level="info"}"#,
+                    [(now - 90 * 60 * SEC, "old"), (now - 60 * SEC, "new")],
+                ),
+                Stream::new(r#"{job="q", level="warn"}"#, [(now - 60 * SEC, "warned")]),
+            ],
+            Some(tenant),
+        );
+    }
+    let ask = |tenant: &str, query: &str, span: i64, extra: &[(&str, &str)]| {
+        let (start, end) = ((now - span).to_string(), now.to_string());
+        let mut params = vec![
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+        ];
+        params.extend_from_slice(extra);
+        p.query_range(&params, Some(tenant))
+    };
+    let count = r#"sum by (level) (count_over_time({job="q"}[5m]))"#;
+    let cases: [(&str, &str, i64, &[(&str, &str)], &str); 4] = [
+        (
+            "max_query_length",
+            r#"{job="q"}"#,
+            3 * HOUR,
+            &[("limit", "5")],
+            "the query time range exceeds the limit (query length: 3h0m0s, limit: 2h0m0s)",
+        ),
+        (
+            "max_query_range",
+            r#"sum(count_over_time({job="q"}[30m]))"#,
+            HOUR,
+            &[("step", "60")],
+            "[interval] value exceeds limit",
+        ),
+        (
+            "max_query_series",
+            count,
+            HOUR,
+            &[("step", "60")],
+            "maximum of series (1) reached for a single query",
+        ),
+        (
+            "max_entries_limit_per_query",
+            r#"{job="q"}"#,
+            HOUR,
+            &[("limit", "11")],
+            "max entries limit per query exceeded, limit > max_entries_limit (11 > 10)",
+        ),
+    ];
+    for (limit, query, span, extra, message) in cases {
+        let strict = ask("strict", query, span, extra);
+        assert_eq!(strict.status, 400, "{limit}: {}", strict.body);
+        assert_eq!(strict.body.trim_end(), message, "{limit}");
+        let loose = ask("loose", query, span, extra);
+        assert_eq!(
+            loose.status, 200,
+            "{limit} for a default tenant: {}",
+            loose.body
+        );
+    }
+    // max_query_lookback moves the start: the 90-minute-old line is gone
+    // for that tenant only.
+    let lines = |tenant: &str| {
+        let json = ask(
+            tenant,
+            r#"{job="q", level="info"}"#,
+            2 * HOUR,
+            &[("limit", "5")],
+        )
+        .ok_json();
+        json["data"]["result"][0]["values"]
+            .as_array()
+            .map(|values| values.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(lines("recent"), 1);
+    assert_eq!(lines("loose"), 2);
+}

@@ -71,6 +71,9 @@ pub struct LimitsConfig {
     /// Longest `end - start` of a query (0: unlimited).
     #[serde(with = "humantime_serde_compat")]
     pub max_query_length: Duration,
+    /// Longest `[range]` of a range aggregation (0: unlimited).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_query_range: Duration,
     /// Results newer than this are not cached.
     #[serde(with = "humantime_serde_compat")]
     pub max_cache_freshness_per_query: Duration,
@@ -195,6 +198,7 @@ impl Default for LimitsConfig {
             split_queries_by_interval: Duration::from_secs(24 * 3600),
             max_query_parallelism: 32,
             max_query_length: Duration::from_secs(721 * 3600),
+            max_query_range: Duration::ZERO,
             max_cache_freshness_per_query: Duration::from_secs(60),
             query_timeout: Duration::from_secs(60),
             max_query_lookback: Duration::ZERO,

@@ -89,6 +89,7 @@ impl Querier {
         expr: Expr,
         params: QueryParams,
     ) -> Result<QueryValue, HttpError> {
+        self.check_query_range(tenants, &expr)?;
         let requests = sluice_logql::plan(&expr, &params).map_err(eval_error)?;
         let mut data = Vec::with_capacity(requests.len());
         for request in &requests {
@@ -99,6 +100,23 @@ impl Querier {
             .await
             .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
             .map_err(eval_error)
+    }
+
+    /// Refuses a range aggregation whose `[range]` is longer than the
+    /// smallest non-zero `max_query_range` of `tenants`, with Loki's message.
+    fn check_query_range(&self, tenants: &Tenants, expr: &Expr) -> Result<(), HttpError> {
+        let limit = tenants
+            .all()
+            .iter()
+            .map(|tenant| self.overrides.limits(tenant.as_str()).max_query_range)
+            .filter(|limit| !limit.is_zero())
+            .min();
+        match limit {
+            Some(limit) if u128::try_from(expr.max_range()).unwrap_or(0) > limit.as_nanos() => {
+                Err(HttpError::bad_request("[interval] value exceeds limit"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The engine's limits for a read of `tenants`: the smallest of each

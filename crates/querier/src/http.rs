@@ -161,9 +161,15 @@ async fn run_log_query(
     let query = params.query()?;
     let expr =
         sluice_logql::parse_expr(query).map_err(|err| HttpError::bad_request(err.to_string()))?;
-    let limit = params.limit(querier.eval_limits(&tenants).max_entries_limit_per_query)?;
-    let direction = params.direction()?;
     let is_log = matches!(expr, Expr::Log(_));
+    // As in Loki, the entries limit does not apply to metric queries.
+    let max_entries = if is_log {
+        querier.eval_limits(&tenants).max_entries_limit_per_query
+    } else {
+        0
+    };
+    let limit = params.limit(max_entries)?;
+    let direction = params.direction()?;
     let range = match kind {
         QueryKind::Range => params.range()?,
         QueryKind::Instant if is_log => {
