@@ -26,6 +26,7 @@ mod iter;
 pub mod key;
 pub mod labels;
 pub mod memchunk;
+mod shard;
 pub mod stats;
 mod varint;
 
@@ -44,3 +45,4 @@ pub use key::{
 };
 pub use labels::{go_quote, is_valid_label_name, Label, Labels, LabelsError};
 pub use memchunk::{Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE};
+pub use shard::{Shard, ShardError};

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
-use sluice_chunk::Direction;
+use sluice_chunk::{Direction, Shard};
 use sluice_logql::{Expr, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
@@ -63,9 +63,13 @@ pub(crate) fn query(
     } else {
         request.limit as usize
     };
+    let shard = query_shard(&request.shards)?;
     let mut batch = QueryResponse::default();
     let mut batch_entries = 0;
     for stream in instance.matching(&log.matchers) {
+        if shard.is_some_and(|shard| !shard.contains(stream.fingerprint)) {
+            continue;
+        }
         let entries = {
             let data = stream.data.lock();
             if !data.overlaps(from, through) {
@@ -109,6 +113,23 @@ pub(crate) fn query(
         emit(batch);
     }
     Ok(())
+}
+
+/// The shard a query reads (`None`: every stream). Loki sends at most one.
+fn query_shard(shards: &[String]) -> Result<Option<Shard>, IngesterError> {
+    match shards {
+        [] => Ok(None),
+        [shard] => shard
+            .parse()
+            .map(Some)
+            .map_err(|err: sluice_chunk::ShardError| {
+                IngesterError::UnsupportedQuery(err.to_string())
+            }),
+        _ => Err(IngesterError::UnsupportedQuery(format!(
+            "a query reads one shard, got {}",
+            shards.join(", ")
+        ))),
+    }
 }
 
 fn selector_matchers(query: &str) -> Result<Vec<Matcher>, IngesterError> {

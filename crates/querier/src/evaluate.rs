@@ -4,6 +4,7 @@
 //! down), and the engine evaluates off the async runtime.
 
 use futures::FutureExt;
+use sluice_chunk::Shard;
 use sluice_common::{ErrorCode, HttpError};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
@@ -44,6 +45,7 @@ impl Querier {
         &self,
         tenants: &Tenants,
         request: &DataRequest,
+        shard: Option<Shard>,
     ) -> Result<Vec<InputStream>, HttpError> {
         let (picked, log) = tenants.select_log(&request.log)?;
         let selection = pushdown(&log);
@@ -54,7 +56,7 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &selection, range, 0, Direction::Forward)
+                .collect(tenant, &selection, range, 0, Direction::Forward, shard)
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
@@ -82,18 +84,21 @@ impl Querier {
         Ok(streams)
     }
 
-    /// Plans, fetches and evaluates a query with the LogQL engine.
+    /// Plans, fetches and evaluates a query with the LogQL engine, over
+    /// the streams of `shard` only when given (the query frontend merges
+    /// the shards of a shardable query).
     pub(crate) async fn evaluate(
         &self,
         tenants: &Tenants,
         expr: Expr,
         params: QueryParams,
+        shard: Option<Shard>,
     ) -> Result<QueryValue, HttpError> {
         self.check_query_range(tenants, &expr)?;
         let requests = sluice_logql::plan(&expr, &params).map_err(eval_error)?;
         let mut data = Vec::with_capacity(requests.len());
         for request in &requests {
-            data.push(self.fetch(tenants, request).boxed().await?);
+            data.push(self.fetch(tenants, request, shard).boxed().await?);
         }
         let limits = self.eval_limits(tenants);
         tokio::task::spawn_blocking(move || sluice_logql::evaluate(&expr, &params, data, &limits))

@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use futures::{FutureExt, StreamExt};
+use sluice_chunk::Shard;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
 use sluice_common::{HttpError, Overrides, TenantId};
@@ -173,7 +174,7 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &log, range, limit, direction)
+                .collect(tenant, &log, range, limit, direction, None)
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
@@ -213,7 +214,8 @@ impl Querier {
     /// rest of the pipeline is the caller's) in `range` from the ingesters
     /// (their recent window) and the store, by canonical stream labels. At
     /// most `limit` entries per stream and source (0: all), each source in
-    /// `direction` order; callers merge, sort and dedupe.
+    /// `direction` order, only the streams of `shard` when given; callers
+    /// merge, sort and dedupe.
     pub(crate) async fn collect(
         &self,
         tenant: &TenantId,
@@ -221,6 +223,7 @@ impl Querier {
         range: TimeRange,
         limit: u32,
         direction: Direction,
+        shard: Option<Shard>,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
         let deletes = self.delete_filters(tenant, range).boxed().await?;
         // Hidden lines must not use up the limit: read everything in range.
@@ -238,7 +241,7 @@ impl Querier {
                     Direction::Forward => logproto::Direction::Forward,
                     Direction::Backward => logproto::Direction::Backward,
                 } as i32,
-                shards: Vec::new(),
+                shards: shard.iter().map(Shard::to_string).collect(),
             };
             let tenant = tenant.clone();
             let answers = ask_all(ingesters, |mut client| {
@@ -282,6 +285,7 @@ impl Querier {
                         Direction::Forward => sluice_chunk::Direction::Forward,
                         Direction::Backward => sluice_chunk::Direction::Backward,
                     },
+                    shard,
                 },
             )
             .boxed()

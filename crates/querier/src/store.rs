@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use sluice_chunk::{Direction, LabelMatcher, Labels};
+use sluice_chunk::{Direction, LabelMatcher, Labels, Shard};
 use sluice_common::{ErrorCode, HttpError, TenantId};
 use sluice_logql::{LineFilterChain, Matcher};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
@@ -54,6 +54,8 @@ pub(crate) struct Selection<'a> {
     /// Most entries kept per chunk (the caller applies the real limit).
     pub(crate) limit: usize,
     pub(crate) direction: Direction,
+    /// Only the streams of this shard (`None`: all).
+    pub(crate) shard: Option<Shard>,
 }
 
 /// Reads up to `limit` entries per stream in `[from, through)` that pass the
@@ -70,8 +72,12 @@ pub(crate) async fn select_logs(
         through,
         limit,
         direction,
+        shard,
     } = selection;
-    let found = series(index, tenant, matchers, from, through).await?;
+    let mut found = series(index, tenant, matchers, from, through).await?;
+    if let Some(shard) = shard {
+        found.retain(|series| shard.contains(series.labels.fingerprint()));
+    }
     let mut jobs = Vec::new();
     for (series_index, series) in found.iter().enumerate() {
         for chunk in &series.chunks {

@@ -30,7 +30,8 @@ pub struct QueryRangeConfig {
     /// Accepted for compatibility: start and end are always moved onto
     /// multiples of the step, as the engine evaluates there anyway.
     pub align_queries_with_step: bool,
-    /// Accepted for compatibility; sharding is not done (splitting is).
+    /// Run shardable metric queries as shards of their streams (see
+    /// `limits_config.tsdb_max_bytes_per_shard`).
     pub parallelise_shardable_queries: bool,
 }
 

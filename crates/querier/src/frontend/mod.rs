@@ -14,6 +14,7 @@ mod handler;
 mod org;
 mod queue;
 mod results;
+mod shard;
 mod split;
 mod transport;
 
