@@ -321,9 +321,13 @@ def check_microservices(docs: list[dict], values: dict) -> None:
         stateful = find(docs, "StatefulSet", f"{RELEASE}-compactor")
         assert stateful["spec"]["replicas"] == 1, "more than one compactor"
         assert stateful["spec"].get("volumeClaimTemplates"), "compactor has no volume"
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
     if frontend:
         find(docs, "Deployment", f"{RELEASE}-query-frontend")
-    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
+        # Live tails reach a querier through the frontend's proxy.
+        proxy = config["frontend"]["tail_proxy_url"]
+        assert proxy == f"http://{RELEASE}-querier:3100", proxy
+        find(docs, "Service", f"{RELEASE}-querier")
     kvstore = config["common"]["ring"]["kvstore"]
     assert kvstore["store"] == "memcached", f"ring store {kvstore['store']}"
     ring_values = values.get("memcached", {}).get("ring", {})

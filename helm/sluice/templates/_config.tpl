@@ -59,7 +59,12 @@ and printed as YAML; `make chart-test` runs it through
 {{- end -}}
 
 {{- if and $micro $v.queryFrontend.enabled -}}
-{{- $_ := set $config "frontend" (deepCopy ($s.frontend | default dict)) -}}
+{{- $frontend := deepCopy ($s.frontend | default dict) -}}
+{{- /* Live tails (WebSockets) are proxied to the queriers' Service. */ -}}
+{{- if not $frontend.tail_proxy_url -}}
+{{- $_ := set $frontend "tail_proxy_url" (printf "http://%s-querier:3100" (include "sluice.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "frontend" $frontend -}}
 {{- $queryRange := deepCopy ($s.query_range | default dict) -}}
 {{- $results := include "sluice.memcachedAddresses" (dict "ctx" . "instance" "results" "values" $v.memcached.resultsCache) | fromJsonArray -}}
 {{- if $results -}}

@@ -15,6 +15,10 @@ pub struct FrontendConfig {
     /// Log queries slower than this (0: never).
     #[serde(with = "humantime_serde_compat")]
     pub log_queries_longer_than: Duration,
+    /// Base URL of the queriers (`http://querier:3100`) live tails are
+    /// proxied to; empty: this frontend does not serve
+    /// `/loki/api/v1/tail` (in `-target=all` the querier serves it).
+    pub tail_proxy_url: String,
 }
 
 /// `query_range`.
@@ -59,6 +63,7 @@ impl Default for FrontendConfig {
         FrontendConfig {
             max_outstanding_per_tenant: 2048,
             log_queries_longer_than: Duration::ZERO,
+            tail_proxy_url: String::new(),
         }
     }
 }

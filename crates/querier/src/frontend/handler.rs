@@ -53,6 +53,9 @@ pub(super) fn router(frontend: Arc<Frontend>) -> Router {
     for path in FORWARDED {
         router = router.route(path, get(forward).post(forward));
     }
+    if !frontend.config.tail_proxy_url.is_empty() {
+        router = router.route("/loki/api/v1/tail", get(super::tail_proxy::tail));
+    }
     router.with_state(frontend)
 }
 

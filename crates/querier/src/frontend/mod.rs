@@ -16,6 +16,7 @@ mod queue;
 mod results;
 mod shard;
 mod split;
+mod tail_proxy;
 mod transport;
 
 use std::sync::Arc;
