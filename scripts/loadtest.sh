@@ -68,8 +68,14 @@ ingester:
   wal:
     enabled: true
     fsync: $FSYNC
+# A benchmark measures the server, not its rate limits.
+distributor:
+  rate_limit: 0
 limits_config:
   max_entries_limit_per_query: 5000
+  ingestion_rate_mb: 0
+  per_stream_rate_limit: 0
+  max_global_streams_per_user: 0
 YAML
 
 echo "==> starting sluice (WAL on, fsync $FSYNC) in $dir"
