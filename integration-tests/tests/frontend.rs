@@ -398,7 +398,9 @@ fn query_limits_apply_per_tenant_with_lokis_messages() {
         p.query_range(&params, Some(tenant))
     };
     let count = r#"sum by (level) (count_over_time({job="q"}[5m]))"#;
-    let cases: [(&str, &str, i64, &[(&str, &str)], &str); 4] = [
+    // (limit, query, span, extra parameters, message)
+    type Case<'a> = (&'a str, &'a str, i64, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (
             "max_query_length",
             r#"{job="q"}"#,
