@@ -35,19 +35,9 @@ sluice=${SLUICE_BIN:-$target/release/sluice}
 loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
 
 dir=$(mktemp -d -t sluice-dashboard-XXXXXX)
-server_pid=
-stop_server() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 600); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    server_pid=
-}
-trap 'stop_server; rm -rf "$dir"' EXIT
+# shellcheck source=lib/server.sh
+source "$root/scripts/lib/server.sh"
+trap 'stop_sluice; rm -rf "$dir"' EXIT
 
 cat >"$dir/config.yaml" <<YAML
 target: all
@@ -81,18 +71,7 @@ distributor:
   rate_limit: 0
 YAML
 
-start_server() {
-    "$sluice" -config.file="$dir/config.yaml" -target=all >>"$dir/sluice.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 1 600); do
-        if curl -fs "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null 2>&1; then return; fi
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "sluice exited during startup:"; cat "$dir/sluice.log"; exit 1
-        fi
-        sleep 0.1
-    done
-    echo "sluice not ready"; cat "$dir/sluice.log"; exit 1
-}
+start_server() { start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"; }
 
 echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_server
@@ -101,7 +80,7 @@ echo "==> push: $LINES logfmt lines over the past 7 days, $STREAMS streams"
     --streams "$STREAMS" --format logfmt --concurrency 32 \
     --lines "$LINES" --backfill 7d --progress 10s
 echo "==> restart: flush everything to the store, empty the results cache"
-stop_server
+stop_sluice
 start_server
 echo "==> store: $(du -sh "$dir/data/chunks" | cut -f1) of chunks"
 

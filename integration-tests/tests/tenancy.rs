@@ -138,6 +138,21 @@ fn sorted(mut values: Vec<Value>) -> Value {
     Value::Array(values)
 }
 
+/// `[{"job": <job>}, value(stream)]` for each stream, sorted.
+fn per_job(streams: &[Stream], value: impl Fn(&Stream) -> Value) -> Value {
+    sorted(
+        streams
+            .iter()
+            .map(|stream| {
+                let job = sluice_integration_tests::durable::parse_label_text(&stream.labels)
+                    ["job"]
+                    .clone();
+                json!([{ "job": job }, value(stream)])
+            })
+            .collect(),
+    )
+}
+
 fn label_sets(streams: &[Stream]) -> Vec<Labels> {
     streams
         .iter()
@@ -186,20 +201,7 @@ const READ_ENDPOINTS: &[ReadEndpoint] = &[
                     .collect(),
             )
         },
-        expect: |streams, _| {
-            sorted(
-                streams
-                    .iter()
-                    .map(|stream| {
-                        let job =
-                            sluice_integration_tests::durable::parse_label_text(&stream.labels)
-                                ["job"]
-                                .clone();
-                        json!([{ "job": job }, stream.entries.len().to_string()])
-                    })
-                    .collect(),
-            )
-        },
+        expect: |streams, _| per_job(streams, |stream| json!(stream.entries.len().to_string())),
     },
     ReadEndpoint {
         name: "query (instant log query)",
@@ -356,20 +358,7 @@ const READ_ENDPOINTS: &[ReadEndpoint] = &[
                     .collect(),
             )
         },
-        expect: |streams, _| {
-            sorted(
-                streams
-                    .iter()
-                    .map(|stream| {
-                        let job =
-                            sluice_integration_tests::durable::parse_label_text(&stream.labels)
-                                ["job"]
-                                .clone();
-                        json!([{ "job": job }, true])
-                    })
-                    .collect(),
-            )
-        },
+        expect: |streams, _| per_job(streams, |_| json!(true)),
     },
 ];
 

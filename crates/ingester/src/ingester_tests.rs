@@ -91,16 +91,21 @@ fn push(stream: &str, first: i64, count: i64) -> PushRequest {
     }
 }
 
-fn read_all(ingester: &Ingester, selector: &str) -> Vec<(i64, String)> {
-    let mut entries = Vec::new();
-    let request = QueryRequest {
+/// A query for everything `selector` matches, in `shards`.
+fn query_all(selector: &str, shards: Vec<String>) -> QueryRequest {
+    QueryRequest {
         selector: selector.to_string(),
         limit: 0,
         start: Some(timestamp_from_nanos(0)),
         end: Some(timestamp_from_nanos(i64::MAX)),
         direction: 0,
-        shards: Vec::new(),
-    };
+        shards,
+    }
+}
+
+fn read_all(ingester: &Ingester, selector: &str) -> Vec<(i64, String)> {
+    let mut entries = Vec::new();
+    let request = query_all(selector, Vec::new());
     ingester
         .query(&TenantId::fake(), &request, |batch| {
             for stream in batch.streams {
@@ -359,14 +364,7 @@ fn streams_in(
     selector: &str,
     shards: Vec<String>,
 ) -> Result<Vec<String>, String> {
-    let request = QueryRequest {
-        selector: selector.to_string(),
-        limit: 0,
-        start: Some(timestamp_from_nanos(0)),
-        end: Some(timestamp_from_nanos(i64::MAX)),
-        direction: 0,
-        shards,
-    };
+    let request = query_all(selector, shards);
     let mut labels = Vec::new();
     ingester
         .query(&TenantId::fake(), &request, |batch| {

@@ -605,6 +605,21 @@ mod tests {
     use super::*;
     use crate::generator::Format;
 
+    fn decode(batch: &Batch) -> PushRequest {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&batch.body)
+            .expect("snappy");
+        PushRequest::decode(raw.as_slice()).expect("protobuf")
+    }
+
+    fn timestamps(stream: &StreamAdapter) -> Vec<i64> {
+        stream
+            .entries
+            .iter()
+            .map(|e| sluice_proto::timestamp_to_nanos(e.timestamp.as_ref()))
+            .collect()
+    }
+
     #[test]
     fn batches_decode_to_the_lines_generated() {
         let specs = stream_specs(5, 1, "t", FormatChoice::Only(Format::Json), 3);
@@ -612,10 +627,7 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].streams.len(), 3, "streams 0, 2 and 4");
         let batch = build_batch(&mut groups[0], 10);
-        let raw = snap::raw::Decoder::new()
-            .decompress_vec(&batch.body)
-            .expect("snappy");
-        let request = PushRequest::decode(raw.as_slice()).expect("protobuf");
+        let request = decode(&batch);
         let counts: Vec<usize> = request.streams.iter().map(|s| s.entries.len()).collect();
         assert_eq!(counts, [4, 3, 3]);
         assert_eq!(request.streams[1].labels, specs[2].labels);
@@ -627,11 +639,7 @@ mod tests {
             .sum();
         assert_eq!(total_bytes as u64, batch.line_bytes);
         for stream in &request.streams {
-            let stamps: Vec<i64> = stream
-                .entries
-                .iter()
-                .map(|e| sluice_proto::timestamp_to_nanos(e.timestamp.as_ref()))
-                .collect();
+            let stamps = timestamps(stream);
             assert!(
                 stamps.windows(2).all(|pair| pair[0] < pair[1]),
                 "{stamps:?}"
@@ -647,18 +655,9 @@ mod tests {
             stream.last_ts = 1_000;
             stream.step_ns = 500;
         }
-        let batch = build_batch(&mut groups[0], 6);
-        let raw = snap::raw::Decoder::new()
-            .decompress_vec(&batch.body)
-            .expect("snappy");
-        let request = PushRequest::decode(raw.as_slice()).expect("protobuf");
+        let request = decode(&build_batch(&mut groups[0], 6));
         for stream in &request.streams {
-            let stamps: Vec<i64> = stream
-                .entries
-                .iter()
-                .map(|e| sluice_proto::timestamp_to_nanos(e.timestamp.as_ref()))
-                .collect();
-            assert_eq!(stamps, [1_500, 2_000, 2_500]);
+            assert_eq!(timestamps(stream), [1_500, 2_000, 2_500]);
         }
     }
 

@@ -12,8 +12,8 @@ use sluice_logql::{
 };
 
 use crate::params::{Direction, TimeRange};
-use crate::querier::{dedupe_sorted, Querier};
-use crate::tenants::{add_tenant_label, Tenants};
+use crate::querier::{dedupe_sorted, result_labels, Querier};
+use crate::tenants::Tenants;
 
 /// Returns the part of a pipeline that can run on raw lines before
 /// anything else: its line filters up to the first stage that rewrites the
@@ -60,23 +60,11 @@ impl Querier {
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
-                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                    HttpError::new(
-                        ErrorCode::Internal,
-                        format!("unparsable stream labels {labels_text:?}: {err}"),
-                    )
-                })?;
+                let labels = result_labels(&labels_text, tenants, tenant)?;
                 entries.sort_by_key(|(timestamp, _)| *timestamp);
                 dedupe_sorted(&mut entries);
-                let mut pairs: Vec<(String, String)> = labels
-                    .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
-                    .collect();
-                if tenants.is_multi() {
-                    add_tenant_label(&mut pairs, tenant);
-                }
                 streams.push(InputStream {
-                    labels: LabelSet::new(pairs),
+                    labels: LabelSet::new(labels),
                     entries,
                 });
             }

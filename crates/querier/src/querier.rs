@@ -178,12 +178,7 @@ impl Querier {
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
-                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                    HttpError::new(
-                        sluice_common::ErrorCode::Internal,
-                        format!("ingester sent unparsable labels {labels_text:?}: {err}"),
-                    )
-                })?;
+                let labels = result_labels(&labels_text, tenants, tenant)?;
                 match direction {
                     Direction::Forward => entries.sort_by_key(|(timestamp, _)| *timestamp),
                     Direction::Backward => {
@@ -191,17 +186,7 @@ impl Querier {
                     }
                 }
                 dedupe_sorted(&mut entries);
-                let mut pairs: Vec<(String, String)> = labels
-                    .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
-                    .collect();
-                if tenants.is_multi() {
-                    add_tenant_label(&mut pairs, tenant);
-                }
-                streams.push(ResultStream {
-                    labels: pairs,
-                    entries,
-                });
+                streams.push(ResultStream { labels, entries });
             }
         }
         apply_limit(&mut streams, limit as usize, direction);
@@ -503,6 +488,31 @@ impl Querier {
 
 /// Drops entries repeated exactly (same timestamp and line): the same data
 /// can come from an ingester (flushed chunks kept for the retain period)
+
+/// The labels of a result stream read for `tenant`: `labels_text` (as
+/// ingesters and the store write it) as pairs, with `__tenant_id__` added
+/// when the read spans several tenants.
+pub(crate) fn result_labels(
+    labels_text: &str,
+    tenants: &Tenants,
+    tenant: &TenantId,
+) -> Result<Vec<(String, String)>, HttpError> {
+    let labels = sluice_chunk::Labels::parse(labels_text).map_err(|err| {
+        HttpError::new(
+            sluice_common::ErrorCode::Internal,
+            format!("unparsable stream labels {labels_text:?}: {err}"),
+        )
+    })?;
+    let mut pairs: Vec<(String, String)> = labels
+        .iter()
+        .map(|label| (label.name.clone(), label.value.clone()))
+        .collect();
+    if tenants.is_multi() {
+        add_tenant_label(&mut pairs, tenant);
+    }
+    Ok(pairs)
+}
+
 /// and the store, or from several replicas. `entries` is sorted by time.
 pub(crate) fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
     let mut kept: Vec<(i64, String)> = Vec::with_capacity(entries.len());

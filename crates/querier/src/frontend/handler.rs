@@ -470,28 +470,23 @@ impl Frontend {
         metric: &MetricQuery<'_>,
         (start, end): (i64, i64),
     ) -> Result<(Matrix, Sent), HttpError> {
-        let Some(sharding) = &metric.sharding else {
-            let matrix = self.fetch_shard(metric, (start, end), None).await?;
-            return Ok((
-                matrix,
-                Sent {
-                    subqueries: 1,
-                    shards: 0,
-                },
-            ));
-        };
-        let bytes = match self
-            .stats_bytes(metric, &sharding.selector, start - sharding.lookbehind, end)
-            .await
-        {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                tracing::warn!(error = %err.message, "index stats for sharding failed; not sharding");
-                0
+        let sharded = match &metric.sharding {
+            Some(sharding) => {
+                let lookbehind = start - sharding.lookbehind;
+                match self
+                    .stats_bytes(metric, &sharding.selector, lookbehind, end)
+                    .await
+                {
+                    Ok(bytes) => Some((sharding, sharding.shard_count(bytes))),
+                    Err(err) => {
+                        tracing::warn!(error = %err.message, "index stats for sharding failed; not sharding");
+                        None
+                    }
+                }
             }
+            None => None,
         };
-        let count = sharding.shard_count(bytes);
-        if count < 2 {
+        let Some((sharding, count)) = sharded.filter(|(_, count)| *count >= 2) else {
             let matrix = self.fetch_shard(metric, (start, end), None).await?;
             return Ok((
                 matrix,
@@ -500,7 +495,7 @@ impl Frontend {
                     shards: 0,
                 },
             ));
-        }
+        };
         let of = u32::try_from(count).unwrap_or(u32::MAX);
         let parts = futures::future::try_join_all(
             (0..of).map(|index| self.fetch_shard(metric, (start, end), Shard::new(index, of))),
