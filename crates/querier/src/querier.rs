@@ -486,9 +486,6 @@ impl Querier {
     }
 }
 
-/// Drops entries repeated exactly (same timestamp and line): the same data
-/// can come from an ingester (flushed chunks kept for the retain period)
-
 /// The labels of a result stream read for `tenant`: `labels_text` (as
 /// ingesters and the store write it) as pairs, with `__tenant_id__` added
 /// when the read spans several tenants.
@@ -513,6 +510,8 @@ pub(crate) fn result_labels(
     Ok(pairs)
 }
 
+/// Drops entries repeated exactly (same timestamp and line): the same data
+/// can come from an ingester (flushed chunks kept for the retain period)
 /// and the store, or from several replicas. `entries` is sorted by time.
 pub(crate) fn dedupe_sorted(entries: &mut Vec<(i64, String)>) {
     let mut kept: Vec<(i64, String)> = Vec::with_capacity(entries.len());
