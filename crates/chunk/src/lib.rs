@@ -18,6 +18,7 @@
 
 mod block;
 pub mod codec;
+mod digest;
 mod error;
 mod format;
 mod head;
@@ -32,6 +33,7 @@ mod varint;
 
 pub use block::BlockMeta;
 pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
+pub use digest::line_digest;
 pub use error::ChunkError;
 pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
 pub use index::{

@@ -100,6 +100,7 @@ fn query_all(selector: &str, shards: Vec<String>) -> QueryRequest {
         end: Some(timestamp_from_nanos(i64::MAX)),
         direction: 0,
         shards,
+        line_digests: false,
     }
 }
 

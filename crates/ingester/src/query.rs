@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
-use sluice_chunk::{Direction, Shard};
+use sluice_chunk::{line_digest, Direction, Shard};
 use sluice_logql::{Expr, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
@@ -95,7 +95,11 @@ pub(crate) fn query(
                     .iter()
                     .map(|(timestamp, line)| EntryAdapter {
                         timestamp: Some(timestamp_from_nanos(*timestamp)),
-                        line: line.clone(),
+                        line: if request.line_digests {
+                            line_digest(line)
+                        } else {
+                            line.clone()
+                        },
                         structured_metadata: Vec::new(),
                     })
                     .collect(),

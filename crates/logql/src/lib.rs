@@ -52,7 +52,7 @@ pub use matcher::{has_non_empty_matcher, MatchOp, Matcher};
 pub use parser::MAX_DEPTH;
 pub use pattern::{parse_pattern, PatternNode};
 pub use pipeline::{Pipeline, PipelineError, Processed, StreamPipeline};
-pub use plan::{default_step_ns, plan};
+pub use plan::{default_step_ns, plan, without_counted_filters};
 pub use print::quote;
 pub use shard::{shard_merge, ShardMerge};
 pub use stages::{

@@ -12,7 +12,7 @@ use sluice_logql::{
 };
 
 use crate::params::{Direction, TimeRange};
-use crate::querier::{dedupe_sorted, result_labels, Querier};
+use crate::querier::{dedupe_sorted, result_labels, Querier, Read};
 use crate::tenants::Tenants;
 
 /// Returns the part of a pipeline that can run on raw lines before
@@ -56,7 +56,17 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &selection, range, 0, Direction::Forward, shard)
+                .collect(
+                    tenant,
+                    &selection,
+                    range,
+                    Read {
+                        limit: 0,
+                        direction: Direction::Forward,
+                        shard,
+                        line_digests: request.counts_only,
+                    },
+                )
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
@@ -88,6 +98,13 @@ impl Querier {
         for request in &requests {
             data.push(self.fetch(tenants, request, shard).boxed().await?);
         }
+        // Counted requests came back filtered at the source, perhaps with
+        // digests for lines: evaluate without their filters.
+        let expr = if requests.iter().any(|request| request.counts_only) {
+            sluice_logql::without_counted_filters(&expr)
+        } else {
+            expr
+        };
         let limits = self.eval_limits(tenants);
         tokio::task::spawn_blocking(move || sluice_logql::evaluate(&expr, &params, data, &limits))
             .await

@@ -34,6 +34,18 @@ pub struct Querier {
     pub(crate) tail_metrics: TailMetrics,
 }
 
+/// How [`Querier::collect`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Read {
+    /// Most entries per stream and source (0: all).
+    pub(crate) limit: u32,
+    pub(crate) direction: Direction,
+    /// Only the streams of this shard.
+    pub(crate) shard: Option<Shard>,
+    /// Lines may be replaced by their digests: the caller only counts.
+    pub(crate) line_digests: bool,
+}
+
 /// One result stream: its labels and entries in the query's direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResultStream {
@@ -174,7 +186,17 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &log, range, limit, direction, None)
+                .collect(
+                    tenant,
+                    &log,
+                    range,
+                    Read {
+                        limit,
+                        direction,
+                        shard: None,
+                        line_digests: false,
+                    },
+                )
                 .boxed()
                 .await?;
             for (labels_text, mut entries) in by_labels {
@@ -198,21 +220,28 @@ impl Querier {
     /// Reads the entries of `log` (its matchers and line filters; the
     /// rest of the pipeline is the caller's) in `range` from the ingesters
     /// (their recent window) and the store, by canonical stream labels. At
-    /// most `limit` entries per stream and source (0: all), each source in
-    /// `direction` order, only the streams of `shard` when given; callers
-    /// merge, sort and dedupe.
+    /// most `read.limit` entries per stream and source (0: all), each
+    /// source in `read.direction` order, only the streams of `read.shard`
+    /// when given, lines replaced by their digests when `read.line_digests`
+    /// (unless delete requests must read the lines); callers merge, sort
+    /// and dedupe.
     pub(crate) async fn collect(
         &self,
         tenant: &TenantId,
         log: &LogExpr,
         range: TimeRange,
-        limit: u32,
-        direction: Direction,
-        shard: Option<Shard>,
+        read: Read,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
+        let Read {
+            limit,
+            direction,
+            shard,
+            line_digests,
+        } = read;
         let deletes = self.delete_filters(tenant, range).boxed().await?;
         // Hidden lines must not use up the limit: read everything in range.
         let limit = if deletes.is_empty() { limit } else { 0 };
+        let line_digests = line_digests && deletes.is_empty();
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         if let (Some(ingesters), Some(ingester_range)) =
             (&self.ingesters, self.ingester_range(range))
@@ -227,6 +256,7 @@ impl Querier {
                     Direction::Backward => logproto::Direction::Backward,
                 } as i32,
                 shards: shard.iter().map(Shard::to_string).collect(),
+                line_digests,
             };
             let tenant = tenant.clone();
             let answers = ask_all(ingesters, |mut client| {
@@ -276,6 +306,13 @@ impl Querier {
             .boxed()
             .await?;
             for (labels, entries) in found {
+                let entries = entries.into_iter().map(|(timestamp, line)| {
+                    if line_digests {
+                        (timestamp, sluice_chunk::line_digest(&line))
+                    } else {
+                        (timestamp, line)
+                    }
+                });
                 by_labels
                     .entry(labels.to_string())
                     .or_default()
