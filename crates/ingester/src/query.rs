@@ -75,11 +75,17 @@ pub(crate) fn query(
             if !data.overlaps(from, through) {
                 continue;
             }
+            let render: &dyn Fn(&str) -> String = if request.line_digests {
+                &line_digest
+            } else {
+                &str::to_string
+            };
             data.query(
                 from,
                 through,
                 direction,
                 &|line| filters.matches(line),
+                render,
                 limit,
             )
             .map_err(|source| IngesterError::Chunk {
@@ -87,22 +93,21 @@ pub(crate) fn query(
                 source,
             })?
         };
-        for piece in entries.chunks(BATCH_ENTRIES) {
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let piece: Vec<EntryAdapter> = entries
+                .by_ref()
+                .take(BATCH_ENTRIES)
+                .map(|(timestamp, line)| EntryAdapter {
+                    timestamp: Some(timestamp_from_nanos(timestamp)),
+                    line,
+                    structured_metadata: Vec::new(),
+                })
+                .collect();
             batch_entries += piece.len();
             batch.streams.push(StreamAdapter {
                 labels: stream.labels_text.clone(),
-                entries: piece
-                    .iter()
-                    .map(|(timestamp, line)| EntryAdapter {
-                        timestamp: Some(timestamp_from_nanos(*timestamp)),
-                        line: if request.line_digests {
-                            line_digest(line)
-                        } else {
-                            line.clone()
-                        },
-                        structured_metadata: Vec::new(),
-                    })
-                    .collect(),
+                entries: piece,
                 hash: stream.fingerprint,
             });
             if batch_entries >= BATCH_ENTRIES {
