@@ -70,10 +70,15 @@ impl RulerModule {
         let mut ring_page = None;
         let sharding = if ruler_config.enable_sharding {
             let (raw, kv) = match &ruler_config.ring {
-                Some(ring) => (
-                    ring.clone(),
-                    AnyKv::from_config(&ring.kvstore).context("ruler.ring.kvstore")?,
-                ),
+                Some(ring) => {
+                    let mut ring = ring.clone();
+                    // The instance is the same process as in common.ring.
+                    if ring.instance_id.trim().is_empty() {
+                        ring.instance_id = config.common.ring.instance_id.clone();
+                    }
+                    let kv = AnyKv::from_config(&ring.kvstore).context("ruler.ring.kvstore")?;
+                    (ring, kv)
+                }
                 None => (config.common.ring.clone(), common_kv.clone()),
             };
             let mut ring = ring_setup::resolve(&raw, http_addr);
