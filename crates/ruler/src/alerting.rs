@@ -96,6 +96,9 @@ pub struct ResultSample {
     pub value: f64,
 }
 
+/// Label or annotation pairs, sorted by name.
+type Labels = Vec<(String, String)>;
+
 /// An alerting rule with its alerts.
 #[derive(Debug, Clone)]
 pub struct AlertingRule {
@@ -156,8 +159,7 @@ impl AlertingRule {
         samples: Vec<ResultSample>,
         external_url: &str,
     ) -> Result<(), AlertEvalError> {
-        let mut current: HashMap<Vec<(String, String)>, (f64, Vec<(String, String)>)> =
-            HashMap::with_capacity(samples.len());
+        let mut current: HashMap<Labels, (f64, Labels)> = HashMap::with_capacity(samples.len());
         for sample in samples {
             let mut labels: BTreeMap<String, String> = sample
                 .labels

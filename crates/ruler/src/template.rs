@@ -990,8 +990,8 @@ mod tests {
         assert_eq!(render("{{ title \"hello world\" }}", 0.0), "Hello World");
         assert_eq!(render("{{ printf \"%d%%\" 5 }}", 0.0), "5%");
         assert_eq!(
-            render("{{ printf \"%5.1f|%-4s|\" $value \"ab\" }}", 3.14159),
-            "  3.1|ab  |"
+            render("{{ printf \"%5.1f|%-4s|\" $value \"ab\" }}", 2.71),
+            "  2.7|ab  |"
         );
         assert_eq!(render("{{ printf \"%e\" $value }}", 1234.5), "1.234500e+03");
         assert_eq!(

@@ -504,6 +504,26 @@ limits_config:
     }
 
     #[test]
+    fn ruler_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ruler.yaml",
+                "ruler:\n  alertmanager_url: http://am:9093\n  evaluation_interval: 30s\n  storage:\n    local:\n      directory: /rules\n",
+            )?;
+            let config = Config::load(&cli(&["-config.file=ruler.yaml"]), no_env).unwrap();
+            assert_eq!(config.ruler.alertmanager_url, "http://am:9093");
+            assert_eq!(config.ruler.evaluation_interval.as_secs(), 30);
+            jail.create_file("typo.yaml", "ruler:\n  alertmanager_urls: x\n")?;
+            let err = Config::load(&cli(&["-config.file=typo.yaml"]), no_env).unwrap_err();
+            assert!(err.to_string().contains("ruler.alertmanager_urls"), "{err}");
+            jail.create_file("bad.yaml", "ruler:\n  storage:\n    type: configdb\n")?;
+            let err = Config::load(&cli(&["-config.file=bad.yaml"]), no_env).unwrap_err();
+            assert!(err.to_string().contains("ruler.storage.type"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn yaml_round_trips() {
         let config = Config::default();
         let yaml = config.to_yaml();
