@@ -177,3 +177,70 @@ impl QueryEvaluator for RemoteEvaluator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::RawQuery;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A stand-in frontend answering `/loki/api/v1/query` from the query.
+    async fn frontend() -> String {
+        let app = axum::Router::new().route(
+            "/loki/api/v1/query",
+            get(|headers: HeaderMap, RawQuery(query): RawQuery| async move {
+                let tenant = headers
+                    .get("X-Scope-OrgID")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let query = query.unwrap_or_default();
+                if query.contains("broken") {
+                    return (http::StatusCode::BAD_REQUEST, "parse error : broken".to_string());
+                }
+                if query.contains("scalar") {
+                    return (
+                        http::StatusCode::OK,
+                        r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"+Inf"]}}"#
+                            .to_string(),
+                    );
+                }
+                (
+                    http::StatusCode::OK,
+                    format!(
+                        r#"{{"status":"success","data":{{"result":[{{"metric":{{"tenant":"{tenant}"}},"value":[1.5,"42"]}}],"resultType":"vector","stats":{{}}}}}}"#
+                    ),
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn remote_mode_reads_the_frontend_answer() {
+        let evaluator = RemoteEvaluator::new(&frontend().await, Duration::from_secs(5)).unwrap();
+        let samples = evaluator
+            .instant_query("team-a", "sum(rate({a=\"b\"}[1m]))", 1_500_000_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            samples,
+            vec![ResultSample {
+                labels: vec![("tenant".into(), "team-a".into())],
+                value: 42.0,
+            }]
+        );
+        let scalar = evaluator.instant_query("t", "scalar", 0).await.unwrap();
+        assert_eq!(scalar[0].value, f64::INFINITY);
+        let err = evaluator.instant_query("t", "broken", 0).await.unwrap_err();
+        assert!(
+            err.contains("400") && err.contains("parse error : broken"),
+            "{err}"
+        );
+    }
+}
