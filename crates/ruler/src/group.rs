@@ -211,14 +211,6 @@ impl Group {
     /// Evaluates every `interval` until `stop`.
     pub async fn run(self: Arc<Self>, deps: Arc<GroupDeps>, stop: CancellationToken) {
         let labels = self.key.metric_labels();
-        deps.metrics
-            .group_rules
-            .get_or_create(&labels)
-            .set(self.definition.rules.len() as i64);
-        deps.metrics
-            .group_interval
-            .get_or_create(&labels)
-            .set(self.interval.as_secs_f64());
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -227,6 +219,16 @@ impl Group {
                 _ = ticker.tick() => {}
             }
             let started = Instant::now();
+            // Set every time: a replaced group's stopping task may have
+            // just removed the series.
+            deps.metrics
+                .group_rules
+                .get_or_create(&labels)
+                .set(self.definition.rules.len() as i64);
+            deps.metrics
+                .group_interval
+                .get_or_create(&labels)
+                .set(self.interval.as_secs_f64());
             deps.metrics.iterations.get_or_create(&labels).inc();
             tokio::select! {
                 () = stop.cancelled() => break,
