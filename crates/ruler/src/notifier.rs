@@ -155,11 +155,7 @@ impl Notifier {
     async fn refresh(&self, resolver: &Option<hickory_resolver::TokioResolver>) {
         let mut urls = Vec::new();
         for spec in &self.specs {
-            let resolved = match resolver {
-                Some(resolver) => spec.resolve(resolver).await,
-                None => Err("no DNS resolver".to_string()),
-            };
-            match resolved {
+            match spec.resolve(resolver.as_ref()).await {
                 Ok(found) => urls.extend(found),
                 Err(error) => {
                     tracing::warn!(%error, "cannot discover Alertmanagers, keeping the last ones");
