@@ -3,7 +3,8 @@
 # only), memcached, which the ring tests (crates/ring/tests/memcached.rs)
 # start on a free loopback port, and python3 with venv, in which
 # `make chart-test` installs Helm's SDK and the Kubernetes schemas. Further services (e.g. an S3-protocol server)
-# get installed here as the tests grow to use them.
+# get installed here as the tests grow to use them: Prometheus and
+# Alertmanager for the ruler tests.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -44,6 +45,15 @@ if ! command -v python3 >/dev/null 2>&1; then
   apt_install "make chart-test runs Helm's SDK from Python" python3 python3-venv
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install "make chart-test makes a Python venv" python3-venv
+fi
+
+# The ruler tests (integration-tests/tests/ruler.rs) send alerts to a real
+# Alertmanager and recorded samples to a real Prometheus.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  apt_install "the ruler tests send alerts to a real Alertmanager" prometheus-alertmanager
+fi
+if ! command -v prometheus >/dev/null 2>&1; then
+  apt_install "the ruler tests remote-write recorded samples to a real Prometheus" prometheus
 fi
 
 echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V), $(python3 --version))"

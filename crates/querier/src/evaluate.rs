@@ -5,7 +5,7 @@
 
 use futures::FutureExt;
 use sluice_chunk::Shard;
-use sluice_common::{ErrorCode, HttpError};
+use sluice_common::{ErrorCode, HttpError, TenantId};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
     QueryValue, Stage,
@@ -127,6 +127,30 @@ impl Querier {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Evaluates a metric query at one instant for one tenant with the same
+    /// engine, sources and per-tenant limits as `/loki/api/v1/query`: what
+    /// the ruler runs for each rule.
+    pub async fn instant_query(
+        &self,
+        tenant: TenantId,
+        query: &str,
+        time_ns: i64,
+    ) -> Result<QueryValue, HttpError> {
+        let expr = sluice_logql::parse_expr(query)
+            .map_err(|err| HttpError::bad_request(err.to_string()))?;
+        let tenants = Tenants::new(vec![tenant]);
+        let params = QueryParams {
+            start_ns: time_ns,
+            end_ns: time_ns,
+            step_ns: 0,
+            interval_ns: 0,
+            limit: self.eval_limits(&tenants).max_entries_limit_per_query,
+            direction: sluice_logql::Direction::Backward,
+            kind: sluice_logql::QueryKind::Instant,
+        };
+        self.evaluate(&tenants, expr, params, None).await
     }
 
     /// The engine's limits for a read of `tenants`: the smallest of each

@@ -58,6 +58,19 @@ and printed as YAML; `make chart-test` runs it through
 {{- $_ := set $config "compactor" $compactor -}}
 {{- end -}}
 
+{{- if or (not $micro) $v.ruler.enabled -}}
+{{- $ruler := deepCopy ($s.ruler | default dict) -}}
+{{- $_ := set $ruler "storage" (dict "type" "local" "local" (dict "directory" "/etc/sluice-rules")) -}}
+{{- $wal := deepCopy ($ruler.wal | default dict) -}}
+{{- $_ := set $wal "dir" "/var/sluice/ruler-wal" -}}
+{{- $_ := set $ruler "wal" $wal -}}
+{{- if $micro -}}
+{{- /* Rulers share the groups on the memcached ring (common.ring). */ -}}
+{{- $_ := set $ruler "enable_sharding" true -}}
+{{- end -}}
+{{- $_ := set $config "ruler" $ruler -}}
+{{- end -}}
+
 {{- if and $micro $v.queryFrontend.enabled -}}
 {{- $frontend := deepCopy ($s.frontend | default dict) -}}
 {{- /* Live tails (WebSockets) are proxied to the queriers' Service. */ -}}
