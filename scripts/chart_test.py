@@ -334,6 +334,11 @@ def check_microservices(docs: list[dict], values: dict) -> None:
         expected_rulers = values.get("ruler", {}).get("replicas", defaults["ruler"]["replicas"])
         assert deployment["spec"]["replicas"] == expected_rulers, deployment["spec"]["replicas"]
         assert config["ruler"]["enable_sharding"] is True, "rulers do not shard on the ring"
+        if frontend:
+            # Grafana's alerting UI reaches the rulers through the frontend.
+            proxy = config["frontend"]["ruler_proxy_url"]
+            assert proxy == f"http://{RELEASE}-ruler:3100", proxy
+            find(docs, "Service", f"{RELEASE}-ruler")
         check_rule_files(docs, values, deployment)
     kvstore = config["common"]["ring"]["kvstore"]
     assert kvstore["store"] == "memcached", f"ring store {kvstore['store']}"

@@ -562,3 +562,76 @@ fn two_rulers_split_the_groups_and_one_takes_over_when_the_other_dies() {
     );
     drop(data);
 }
+
+/// A separate query frontend forwards the rules API to a ruler
+/// (`frontend.ruler_proxy_url`), so Grafana's alerting UI works on the
+/// frontend's URL.
+#[test]
+fn a_query_frontend_forwards_the_rules_api_to_a_ruler() {
+    let ruler = SluiceProcess::start(SluiceOptions::new().extra_yaml(
+        "ruler:\n  storage:\n    type: filesystem\n  poll_interval: 1s\n  evaluation_interval: 1s\n",
+    ));
+    let frontend = SluiceProcess::start(SluiceOptions::new().target("query-frontend").extra_yaml(
+        &format!("frontend:\n  ruler_proxy_url: {}\n", ruler.http_url()),
+    ));
+    let group = "name: errors\ninterval: 1s\nrules:\n  - alert: HighErrorRate\n    \
+                 expr: sum(rate({level=\"error\"}[5m])) > 10\n    for: 5m\n";
+    let resp = frontend.send(
+        frontend
+            .client()
+            .post(format!("{}/loki/api/v1/rules/team", frontend.http_url()))
+            .body(group),
+    );
+    assert_eq!(resp.status, 202, "{}", resp.body);
+    let listed = frontend.get("/loki/api/v1/rules/team/errors", &[], None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains("HighErrorRate"), "{}", listed.body);
+    // The Prometheus-style rules list Grafana reads, once the ruler loaded
+    // the group: the same through the frontend as from the ruler.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let direct = ruler.get("/prometheus/api/v1/rules", &[], None).ok_json();
+        if direct["data"]["groups"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty())
+        {
+            let proxied = frontend.get("/prometheus/api/v1/rules", &[], None);
+            assert_eq!(proxied.status, 200, "{}", proxied.body);
+            let proxied: Value = proxied.json();
+            assert_eq!(
+                proxied["data"]["groups"][0]["rules"][0]["name"],
+                "HighErrorRate"
+            );
+            // Evaluation times move between the two reads; the rest matches.
+            let shape = |groups: &Value| -> Vec<(Value, Value, Value, Value)> {
+                groups
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|group| {
+                        group["rules"].as_array().into_iter().flatten().map(|rule| {
+                            (
+                                group["name"].clone(),
+                                group["file"].clone(),
+                                rule["name"].clone(),
+                                rule["query"].clone(),
+                            )
+                        })
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                shape(&proxied["data"]["groups"]),
+                shape(&direct["data"]["groups"])
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ruler never loaded the group"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let missing = frontend.get("/loki/api/v1/rules/team/nope", &[], None);
+    assert_eq!(missing.status, 404, "{}", missing.body);
+}

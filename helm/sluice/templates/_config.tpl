@@ -77,6 +77,10 @@ and printed as YAML; `make chart-test` runs it through
 {{- if not $frontend.tail_proxy_url -}}
 {{- $_ := set $frontend "tail_proxy_url" (printf "http://%s-querier:3100" (include "sluice.fullname" .)) -}}
 {{- end -}}
+{{- /* Grafana's alerting UI reads the rules API on the data source URL. */ -}}
+{{- if and $v.ruler.enabled (not $frontend.ruler_proxy_url) -}}
+{{- $_ := set $frontend "ruler_proxy_url" (printf "http://%s-ruler:3100" (include "sluice.fullname" .)) -}}
+{{- end -}}
 {{- $_ := set $config "frontend" $frontend -}}
 {{- $queryRange := deepCopy ($s.query_range | default dict) -}}
 {{- $results := include "sluice.memcachedAddresses" (dict "ctx" . "instance" "results" "values" $v.memcached.resultsCache) | fromJsonArray -}}

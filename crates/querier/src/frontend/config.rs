@@ -19,6 +19,11 @@ pub struct FrontendConfig {
     /// proxied to; empty: this frontend does not serve
     /// `/loki/api/v1/tail` (in `-target=all` the querier serves it).
     pub tail_proxy_url: String,
+    /// Base URL of a ruler (`http://ruler:3100`) the rules and alerts API
+    /// (`/prometheus/api/v1/rules`, `/loki/api/v1/rules…`) is forwarded
+    /// to; empty: not served here. Sluice's own key (Loki's chart routes
+    /// these paths in its gateway).
+    pub ruler_proxy_url: String,
 }
 
 /// `query_range`.
@@ -64,6 +69,7 @@ impl Default for FrontendConfig {
             max_outstanding_per_tenant: 2048,
             log_queries_longer_than: Duration::ZERO,
             tail_proxy_url: String::new(),
+            ruler_proxy_url: String::new(),
         }
     }
 }
