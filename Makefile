@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
 .PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench doc clean \
-	chart-test chart-test-deps k8s-manifests image fuzz
+	chart-test chart-test-deps k8s-manifests image fuzz dashboard-bench
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
 run:
@@ -89,6 +89,10 @@ loadtest:
 ## ring-bench: distributed-mode ingest, 3 ingesters + distributor, RF=3 vs RF=1
 ring-bench:
 	CARGO=$(CARGO) scripts/ring-bench.sh
+
+## dashboard-bench: a 7-day dashboard panel cold and warm, 20 concurrent dashboard queries
+dashboard-bench:
+	CARGO=$(CARGO) scripts/dashboard-bench.sh
 
 ## fuzz: run each cargo-fuzz target (fuzz/) for FUZZ_TIME seconds; needs
 ## nightly and `cargo install cargo-fuzz`

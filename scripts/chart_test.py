@@ -328,9 +328,25 @@ def check_microservices(docs: list[dict], values: dict) -> None:
         stateful = find(docs, "StatefulSet", f"{RELEASE}-compactor")
         assert stateful["spec"]["replicas"] == 1, "more than one compactor"
         assert stateful["spec"].get("volumeClaimTemplates"), "compactor has no volume"
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
     if frontend:
         find(docs, "Deployment", f"{RELEASE}-query-frontend")
-    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
+        # Live tails reach a querier through the frontend's proxy.
+        proxy = config["frontend"]["tail_proxy_url"]
+        assert proxy == f"http://{RELEASE}-querier:3100", proxy
+        find(docs, "Service", f"{RELEASE}-querier")
+    ruler = values.get("ruler", {}).get("enabled", defaults["ruler"]["enabled"])
+    if ruler:
+        deployment = find(docs, "Deployment", f"{RELEASE}-ruler")
+        expected_rulers = values.get("ruler", {}).get("replicas", defaults["ruler"]["replicas"])
+        assert deployment["spec"]["replicas"] == expected_rulers, deployment["spec"]["replicas"]
+        assert config["ruler"]["enable_sharding"] is True, "rulers do not shard on the ring"
+        if frontend:
+            # Grafana's alerting UI reaches the rulers through the frontend.
+            proxy = config["frontend"]["ruler_proxy_url"]
+            assert proxy == f"http://{RELEASE}-ruler:3100", proxy
+            find(docs, "Service", f"{RELEASE}-ruler")
+        check_rule_files(docs, values, deployment)
     kvstore = config["common"]["ring"]["kvstore"]
     assert kvstore["store"] == "memcached", f"ring store {kvstore['store']}"
     ring_values = values.get("memcached", {}).get("ring", {})
@@ -354,7 +370,25 @@ def check_microservices(docs: list[dict], values: dict) -> None:
     assert memcached == expected, f"memcached StatefulSets {sorted(memcached)}, expected {sorted(expected)}"
 
 
-def check_single_binary(docs: list[dict]) -> None:
+def check_rule_files(docs: list[dict], values: dict, workload: dict) -> None:
+    """ruler.rules reach the pod as <tenant>/<file> under the rules directory."""
+    rules = values.get("ruler", {}).get("rules", {})
+    if not rules:
+        return
+    config = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"])
+    directory = config["ruler"]["storage"]["local"]["directory"]
+    container = next(c for c in pod_spec(workload)["containers"] if c["name"] == "sluice")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts.get("rules") == directory, f"{name_of(workload)}: rules mounted at {mounts.get('rules')}, read from {directory}"
+    volume = next(v for v in pod_spec(workload)["volumes"] if v["name"] == "rules")
+    configmap = find(docs, "ConfigMap", volume["configMap"]["name"])
+    paths = {item["path"]: configmap["data"][item["key"]] for item in volume["configMap"]["items"]}
+    for tenant, files in rules.items():
+        for file, text in files.items():
+            assert paths.get(f"{tenant}/{file}") == text, f"{tenant}/{file} not mounted as written"
+
+
+def check_single_binary(docs: list[dict], values: dict) -> None:
     stateful = find(docs, "StatefulSet", RELEASE)
     assert stateful["spec"]["replicas"] == 1
     container = next(c for c in pod_spec(stateful)["containers"] if c["name"] == "sluice")
@@ -362,6 +396,7 @@ def check_single_binary(docs: list[dict]) -> None:
     assert not [d for d in docs if d["kind"] == "Deployment"], "single-binary mode renders Deployments"
     api = find(docs, "Service", RELEASE)
     assert api["spec"]["selector"].get("app.kubernetes.io/component") == "single-binary"
+    check_rule_files(docs, values, stateful)
 
 
 def check_grafana_datasource(docs: list[dict]) -> None:
@@ -740,7 +775,7 @@ def main() -> int:
         if values.get("deploymentMode", "microservices") == "microservices":
             report.check(f"{label}: microservices layout", lambda docs=docs, values=values: check_microservices(docs, values))
         else:
-            report.check(f"{label}: single-binary layout", lambda docs=docs: check_single_binary(docs))
+            report.check(f"{label}: single-binary layout", lambda docs=docs, values=values: check_single_binary(docs, values))
         if values.get("grafana", {}).get("datasource", {}).get("enabled", True):
             report.check(f"{label}: Grafana data source", lambda docs=docs: check_grafana_datasource(docs))
         if values.get("grafana", {}).get("dashboards", {}).get("enabled", True):

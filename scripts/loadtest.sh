@@ -35,19 +35,9 @@ echo "==> building release binaries"
 (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
 
 dir=$(mktemp -d -t sluice-loadtest-XXXXXX)
-server_pid=
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=lib/server.sh
+source "$root/scripts/lib/server.sh"
+trap 'stop_sluice; rm -rf "$dir"' EXIT
 
 cat >"$dir/config.yaml" <<YAML
 # config/sluice-local.yaml with its own ports and directory; WAL on.
@@ -68,21 +58,18 @@ ingester:
   wal:
     enabled: true
     fsync: $FSYNC
+# A benchmark measures the server, not its rate limits.
+distributor:
+  rate_limit: 0
 limits_config:
   max_entries_limit_per_query: 5000
+  ingestion_rate_mb: 0
+  per_stream_rate_limit: 0
+  max_global_streams_per_user: 0
 YAML
 
 echo "==> starting sluice (WAL on, fsync $FSYNC) in $dir"
-"$target/release/sluice" -config.file="$dir/config.yaml" -target=all >"$dir/sluice.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-    if curl -fs "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "sluice exited during startup:"; cat "$dir/sluice.log"; exit 1
-    fi
-    sleep 0.1
-done
-curl -fs "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null || { echo "sluice not ready"; cat "$dir/sluice.log"; exit 1; }
+start_sluice "$target/release/sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
 
 echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENCY concurrent, $DURATION"

@@ -58,6 +58,9 @@ common:
     instance_id: $1
 storage_config: {filesystem: {directory: $run_dir/store}}
 ingester: {wal: {fsync: $FSYNC}}
+# A benchmark measures the servers, not their rate limits.
+distributor: {rate_limit: 0}
+limits_config: {ingestion_rate_mb: 0, per_stream_rate_limit: 0, max_global_streams_per_user: 0}
 YAML
         "$sluice" -config.file="$run_dir/$1.yaml" -target="$2" 2>>"$run_dir/$1.log" &
         pids+=($!)

@@ -2,9 +2,9 @@
 # Installs what `make test` needs and a fresh machine may lack: cargo (checked
 # only), memcached, which the ring tests (crates/ring/tests/memcached.rs)
 # start on a free loopback port, and python3 with venv, in which
-# `make chart-test` installs Helm's SDK and the Kubernetes schemas, and
-# promtool (Debian's prometheus package) for the rule-file test. Further services (e.g. an S3-protocol server)
-# get installed here as the tests grow to use them.
+# `make chart-test` installs Helm's SDK and the Kubernetes schemas; and
+# Prometheus (with promtool) and Alertmanager for the ruler and rule-file
+# tests.
 set -euo pipefail
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -41,14 +41,21 @@ if ! command -v memcached >/dev/null 2>&1; then
   apt_install "the ring tests need the memcached binary on PATH" memcached
 fi
 
-if ! command -v promtool >/dev/null 2>&1; then
-  apt_install "the rule-file test runs promtool check rules" prometheus
-fi
-
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install "make chart-test runs Helm's SDK from Python" python3 python3-venv
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   apt_install "make chart-test makes a Python venv" python3-venv
+fi
+
+# The ruler tests (integration-tests/tests/ruler.rs) send alerts to a real
+# Alertmanager and recorded samples to a real Prometheus; the rule-file test
+# (integration-tests/tests/observability.rs) runs promtool, which ships with
+# Debian's prometheus package.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+  apt_install "the ruler tests send alerts to a real Alertmanager" prometheus-alertmanager
+fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  apt_install "the ruler tests remote-write to a real Prometheus; the rule-file test runs promtool" prometheus
 fi
 
 echo "test dependencies: ok (cargo $(cargo --version | cut -d' ' -f2), $(memcached -V), $(python3 --version), $(promtool --version 2>&1 | head -n 1))"

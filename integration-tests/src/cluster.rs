@@ -155,13 +155,22 @@ fn node_yaml(cluster: &ClusterConfig, instance_id: &str) -> String {
     )
 }
 
+/// The options of one process of the cluster with `target`, plus `extra`
+/// YAML of its own.
+pub fn node_options(
+    cluster: &ClusterConfig,
+    target: &str,
+    instance_id: &str,
+    extra: &str,
+) -> SluiceOptions {
+    SluiceOptions::new()
+        .yaml(node_yaml(cluster, instance_id) + extra)
+        .target(target)
+}
+
 /// Starts one process of the cluster with `target` and waits until ready.
 pub fn start_node(cluster: &ClusterConfig, target: &str, instance_id: &str) -> SluiceProcess {
-    SluiceProcess::start(
-        SluiceOptions::new()
-            .yaml(node_yaml(cluster, instance_id))
-            .target(target),
-    )
+    SluiceProcess::start(node_options(cluster, target, instance_id, ""))
 }
 
 /// The ring as `/ring` shows it in JSON: instance id → (state, healthy).

@@ -16,7 +16,8 @@
 //!   tests); [`SluiceOptions::target`] for `-target=querier` etc.
 //! - [`durable`]: data sets, exact-once read-back checks, metric polling, WAL
 //!   and chunk-store file helpers; [`s3`]: an in-process S3 server;
-//!   [`live_tail`]: a WebSocket client for `/loki/api/v1/tail`; [`otlp`]: an
+//!   [`live_tail`]: a WebSocket client for `/loki/api/v1/tail`; [`monitoring`]:
+//!   a real Alertmanager and Prometheus for the ruler tests; [`otlp`]: an
 //!   OTLP trace receiver (gRPC and HTTP).
 //! - HTTP helpers on [`SluiceProcess`] returning [`Resp`] (status + body).
 //! - [`Stream`] / [`proto_push_body`] / [`json_stream`] to build push bodies.
@@ -40,6 +41,7 @@ pub use serde_json::{json, Value};
 pub mod cluster;
 pub mod durable;
 pub mod live_tail;
+pub mod monitoring;
 pub mod otlp;
 pub mod s3;
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use tungstenite::client::IntoClientRequest;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
@@ -39,14 +40,33 @@ pub struct TailClient {
 impl TailClient {
     /// Connects to `p`'s tail endpoint with these query parameters.
     pub fn connect(p: &SluiceProcess, params: &[(&str, &str)]) -> TailClient {
+        TailClient::connect_as(p, None, params)
+    }
+
+    /// [`TailClient::connect`] with `X-Scope-OrgID: tenant` when given.
+    pub fn connect_as(
+        p: &SluiceProcess,
+        tenant: Option<&str>,
+        params: &[(&str, &str)],
+    ) -> TailClient {
         let query: String = params
             .iter()
             .map(|(key, value)| format!("{key}={}", encode(value)))
             .collect::<Vec<_>>()
             .join("&");
         let url = format!("ws://127.0.0.1:{}/loki/api/v1/tail?{query}", p.http_port());
-        let (socket, response) = tungstenite::connect(url.as_str())
-            .unwrap_or_else(|err| panic!("tail connect {url}: {err}"));
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .unwrap_or_else(|err| panic!("tail URL {url}: {err}"));
+        if let Some(tenant) = tenant {
+            request.headers_mut().insert(
+                "X-Scope-OrgID",
+                tenant.parse().expect("tenant is a header value"),
+            );
+        }
+        let (socket, response) =
+            tungstenite::connect(request).unwrap_or_else(|err| panic!("tail connect {url}: {err}"));
         assert_eq!(response.status().as_u16(), 101, "upgrade to WebSocket");
         if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
             stream

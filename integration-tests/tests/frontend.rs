@@ -13,13 +13,15 @@ use sluice_integration_tests::{now_ns, SluiceOptions, SluiceProcess, Stream, Val
 const HOUR: i64 = 3600 * SEC;
 const DAY: i64 = 24 * HOUR;
 const LEVELS: [&str; 3] = ["info", "warn", "error"];
+const PODS: usize = 4;
 
 /// The most recent UTC midnight at least two hours ago.
 fn midnight() -> i64 {
     (now_ns() - 2 * HOUR).div_euclid(DAY) * DAY
 }
 
-/// Three streams with a line every 20 s over `[m - 3h, m + 90m)`.
+/// Three levels with a line every 20 s over `[m - 3h, m + 90m)`, each
+/// spread over four pod streams.
 fn push_data(p: &SluiceProcess, m: i64) -> usize {
     let mut total = 0;
     for (index, level) in LEVELS.iter().enumerate() {
@@ -34,14 +36,23 @@ fn push_data(p: &SluiceProcess, m: i64) -> usize {
             })
             .collect();
         total += entries.len();
-        for chunk in entries.chunks(500) {
-            p.push_proto_ok(
-                &[Stream::new(
-                    &format!(r#"{{job="fe", level="{level}"}}"#),
-                    chunk.iter().cloned(),
-                )],
-                None,
-            );
+        // Spread over four pods, so queries can be sharded by stream.
+        for pod in 0..PODS {
+            let lines: Vec<(i64, String)> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % PODS == pod)
+                .map(|(_, entry)| entry.clone())
+                .collect();
+            for chunk in lines.chunks(500) {
+                p.push_proto_ok(
+                    &[Stream::new(
+                        &format!(r#"{{job="fe", level="{level}", pod="fe-{pod}"}}"#),
+                        chunk.iter().cloned(),
+                    )],
+                    None,
+                );
+            }
         }
     }
     total
@@ -140,6 +151,95 @@ fn split_queries_answer_exactly_what_one_query_answers() {
         );
     }
     assert!(metric(&frontend, "loki_query_frontend_split_queries") >= 20.0);
+}
+
+/// A matrix's values by series and time, for comparing answers whose
+/// sums may differ in the last bit (shards add in another order).
+fn values(result: &Value) -> std::collections::BTreeMap<String, Vec<(f64, f64)>> {
+    result
+        .as_array()
+        .expect("a matrix")
+        .iter()
+        .map(|series| {
+            let points = series["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|point| {
+                    let time = point[0].as_f64().expect("time");
+                    let value: f64 = point[1].as_str().expect("value").parse().expect("number");
+                    (time, value)
+                })
+                .collect();
+            (series["metric"].to_string(), points)
+        })
+        .collect()
+}
+
+#[test]
+fn sharded_queries_answer_exactly_what_one_query_answers() {
+    // Every split holds more than 2 KB per stream group: 4 shards each.
+    let (frontend, reference, m, _) = data_and_reference(
+        "limits_config:\n  split_queries_by_interval: 1h\n  tsdb_max_bytes_per_shard: 2KB\n  \
+         tsdb_max_query_parallelism: 4\n",
+    );
+    let (start, end) = (m - 3 * HOUR - 17 * SEC, m + 100 * 60 * SEC);
+    let took = r#"regexp "took=(?P<took>[0-9]+)ms" | unwrap took"#;
+    let cases = [
+        (
+            r#"sum by (level) (count_over_time({job="fe"}[5m]))"#.to_string(),
+            4,
+        ),
+        (r#"count(count_over_time({job="fe"}[5m]))"#.to_string(), 4),
+        (r#"rate({job="fe"} |= "request" [2m])"#.to_string(), 4),
+        (
+            r#"sum(bytes_rate({job="fe", level=~"warn|error"}[3m]))"#.to_string(),
+            4,
+        ),
+        (
+            format!(r#"max(max_over_time({{job="fe"}} | {took} [10m]))"#),
+            4,
+        ),
+        (
+            format!(r#"min_over_time({{job="fe"}} | {took} [10m]) by (level)"#),
+            4,
+        ),
+        // Not shardable: run whole.
+        (r#"avg(count_over_time({job="fe"}[5m]))"#.to_string(), 0),
+    ];
+    for (query, shards) in cases {
+        let (first, last) = (start.to_string(), end.to_string());
+        let params = [
+            ("query", query.as_str()),
+            ("start", first.as_str()),
+            ("end", last.as_str()),
+            ("step", "300"),
+        ];
+        let answer = frontend.query_range(&params, None).ok_json();
+        assert_eq!(
+            answer["data"]["stats"]["summary"]["shards"], shards,
+            "{query}: shards"
+        );
+        let sharded = values(&answer["data"]["result"]);
+        let whole = values(&reference.query_range(&params, None).ok_json()["data"]["result"]);
+        assert!(!whole.is_empty(), "{query}: empty result");
+        assert_eq!(
+            sharded.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>(),
+            "{query}: series differ"
+        );
+        for (series, points) in &whole {
+            let got = &sharded[series];
+            assert_eq!(got.len(), points.len(), "{query} {series}: points");
+            for ((t1, v1), (t2, v2)) in got.iter().zip(points) {
+                assert_eq!(t1, t2, "{query} {series}");
+                assert!(
+                    (v1 - v2).abs() <= 1e-9 * v2.abs().max(1.0),
+                    "{query} {series} at {t1}: sharded {v1}, whole {v2}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -254,4 +354,108 @@ fn a_flooding_tenant_gets_429_and_another_tenant_is_served() {
     );
     assert_eq!(calm.status, 200, "{}", calm.body);
     assert!(metric(&p, "loki_query_frontend_discarded_requests") >= 1.0);
+}
+
+/// Loki's query limits, per tenant through runtime overrides: a tenant
+/// with strict limits gets Loki's messages; another tenant, on the
+/// defaults, runs the same queries.
+#[test]
+fn query_limits_apply_per_tenant_with_lokis_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = dir.path().join("runtime.yaml");
+    std::fs::write(
+        &runtime,
+        "overrides:\n  strict:\n    max_query_length: 2h\n    max_query_range: 10m\n    \
+         max_query_series: 1\n    max_entries_limit_per_query: 10\n  recent:\n    max_query_lookback: 1h\n",
+    )
+    .expect("write runtime config");
+    let p = SluiceProcess::start(
+        SluiceOptions::new()
+            .auth(true)
+            .extra_yaml(&format!("runtime_config:\n  file: {}\n", runtime.display())),
+    );
+    let now = now_ns();
+    for tenant in ["strict", "loose", "recent"] {
+        p.push_proto_ok(
+            &[
+                Stream::new(
+                    r#"{job="q", level="info"}"#,
+                    [(now - 90 * 60 * SEC, "old"), (now - 60 * SEC, "new")],
+                ),
+                Stream::new(r#"{job="q", level="warn"}"#, [(now - 60 * SEC, "warned")]),
+            ],
+            Some(tenant),
+        );
+    }
+    let ask = |tenant: &str, query: &str, span: i64, extra: &[(&str, &str)]| {
+        let (start, end) = ((now - span).to_string(), now.to_string());
+        let mut params = vec![
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+        ];
+        params.extend_from_slice(extra);
+        p.query_range(&params, Some(tenant))
+    };
+    let count = r#"sum by (level) (count_over_time({job="q"}[5m]))"#;
+    // (limit, query, span, extra parameters, message)
+    type Case<'a> = (&'a str, &'a str, i64, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            "max_query_length",
+            r#"{job="q"}"#,
+            3 * HOUR,
+            &[("limit", "5")],
+            "the query time range exceeds the limit (query length: 3h0m0s, limit: 2h0m0s)",
+        ),
+        (
+            "max_query_range",
+            r#"sum(count_over_time({job="q"}[30m]))"#,
+            HOUR,
+            &[("step", "60")],
+            "[interval] value exceeds limit",
+        ),
+        (
+            "max_query_series",
+            count,
+            HOUR,
+            &[("step", "60")],
+            "maximum of series (1) reached for a single query",
+        ),
+        (
+            "max_entries_limit_per_query",
+            r#"{job="q"}"#,
+            HOUR,
+            &[("limit", "11")],
+            "max entries limit per query exceeded, limit > max_entries_limit (11 > 10)",
+        ),
+    ];
+    for (limit, query, span, extra, message) in cases {
+        let strict = ask("strict", query, span, extra);
+        assert_eq!(strict.status, 400, "{limit}: {}", strict.body);
+        assert_eq!(strict.body.trim_end(), message, "{limit}");
+        let loose = ask("loose", query, span, extra);
+        assert_eq!(
+            loose.status, 200,
+            "{limit} for a default tenant: {}",
+            loose.body
+        );
+    }
+    // max_query_lookback moves the start: the 90-minute-old line is gone
+    // for that tenant only.
+    let lines = |tenant: &str| {
+        let json = ask(
+            tenant,
+            r#"{job="q", level="info"}"#,
+            2 * HOUR,
+            &[("limit", "5")],
+        )
+        .ok_json();
+        json["data"]["result"][0]["values"]
+            .as_array()
+            .map(|values| values.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(lines("recent"), 1);
+    assert_eq!(lines("loose"), 2);
 }

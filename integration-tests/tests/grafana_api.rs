@@ -296,6 +296,23 @@ fn every_documented_endpoint_answers_like_loki() {
         );
         check(&format!("GET {path}"));
     }
+    // The ruler's APIs (no rules configured here; tests/ruler.rs has them
+    // with rules).
+    let body = p.get("/prometheus/api/v1/rules", &[], None).ok_json();
+    assert_eq!(
+        body,
+        json!({"status": "success", "data": {"groups": []}, "errorType": "", "error": ""})
+    );
+    check("GET /prometheus/api/v1/rules");
+    let body = p.get("/prometheus/api/v1/alerts", &[], None).ok_json();
+    assert_eq!(body["data"], json!({"alerts": []}));
+    check("GET /prometheus/api/v1/alerts");
+    let resp = p.get("/loki/api/v1/rules", &[], None);
+    assert_eq!(
+        (resp.status, resp.body.trim()),
+        (404, "no rule groups found")
+    );
+    check("GET|POST|DELETE /loki/api/v1/rules…");
     let resp = p.send(p.client().post(format!("{}/flush", p.http_url())));
     assert_eq!(resp.status, 204);
     check("POST /flush");

@@ -1,16 +1,18 @@
-//! Live tail, index stats and volumes in distributed mode: three
-//! ingesters on a memcached ring hold every stream (replication factor 3);
-//! the querier receives each entry three times and must send it once, and
-//! count each chunk once.
+//! Live tail, index stats and volumes in distributed mode, through a
+//! separate query frontend: three ingesters on a memcached ring hold every
+//! stream (replication factor 3); the querier receives each entry three
+//! times and must send it once, and count each chunk once. The frontend
+//! proxies the tail's WebSocket to the querier (`frontend.tail_proxy_url`)
+//! and queues the other requests for the querier's worker.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sluice_integration_tests::cluster::{
-    start_node, store_dir, wait_ring_active, ClusterConfig, Memcached,
+    node_options, start_node, store_dir, wait_ring_active, ClusterConfig, Memcached,
 };
 use sluice_integration_tests::live_tail::TailClient;
-use sluice_integration_tests::{now_ns, SluiceProcess, Stream, SEC};
+use sluice_integration_tests::{free_port, now_ns, SluiceProcess, Stream, SEC};
 
 const INGESTERS: [&str; 3] = ["ingester-0", "ingester-1", "ingester-2"];
 const RING_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,9 +67,35 @@ fn three_replicas_are_tailed_and_counted_once() {
         .map(|id| start_node(&config, "ingester", id))
         .collect();
     let distributor = start_node(&config, "distributor", "distributor-0");
-    let querier = start_node(&config, "querier", "querier-0");
+    // The frontend proxies tails to the querier's HTTP port; the querier
+    // pulls every other request from the frontend.
+    let querier_http = free_port();
+    let frontend = SluiceProcess::start(node_options(
+        &config,
+        "query-frontend",
+        "frontend-0",
+        &format!("frontend:\n  tail_proxy_url: http://127.0.0.1:{querier_http}\n"),
+    ));
+    let querier = SluiceProcess::start(
+        node_options(
+            &config,
+            "querier",
+            "querier-0",
+            &format!(
+                "frontend_worker:\n  frontend_address: 127.0.0.1:{}\n",
+                frontend.grpc_port()
+            ),
+        )
+        .arg(format!("-server.http-listen-port={querier_http}"))
+        .expect_http_port(querier_http),
+    );
     wait_ring_active(&distributor, &INGESTERS, RING_TIMEOUT);
     wait_ring_active(&querier, &INGESTERS, RING_TIMEOUT);
+
+    // The querier's refusal of a bad tail comes back through the proxy.
+    let refused = frontend.get("/loki/api/v1/tail", &[("query", "{job=")], None);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("parse error"), "{}", refused.body);
 
     // A marker before the tail starts comes back once, as the backfill.
     let marker_at = now_ns() - SEC;
@@ -80,7 +108,7 @@ fn three_replicas_are_tailed_and_counted_once() {
     );
     let start = (marker_at - SEC).to_string();
     let mut client = TailClient::connect(
-        &querier,
+        &frontend,
         &[
             ("query", "{job=\"rf3tail\"}"),
             ("start", &start),
@@ -128,7 +156,7 @@ fn three_replicas_are_tailed_and_counted_once() {
     let total_entries = 2 * 3 * per_stream as u64 + 1;
     let deadline = Instant::now() + WAIT;
     let stats = loop {
-        let stats = querier
+        let stats = frontend
             .get(
                 "/loki/api/v1/index/stats",
                 &[
@@ -148,7 +176,7 @@ fn three_replicas_are_tailed_and_counted_once() {
     assert_eq!(stats["streams"], 2, "{stats}");
     assert_eq!(stats["chunks"], 2, "{stats}");
     assert_eq!(stats["entries"], total_entries, "{stats}");
-    let volume = querier
+    let volume = frontend
         .get(
             "/loki/api/v1/index/volume",
             &[

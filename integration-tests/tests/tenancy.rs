@@ -138,6 +138,21 @@ fn sorted(mut values: Vec<Value>) -> Value {
     Value::Array(values)
 }
 
+/// `[{"job": <job>}, value(stream)]` for each stream, sorted.
+fn per_job(streams: &[Stream], value: impl Fn(&Stream) -> Value) -> Value {
+    sorted(
+        streams
+            .iter()
+            .map(|stream| {
+                let job = sluice_integration_tests::durable::parse_label_text(&stream.labels)
+                    ["job"]
+                    .clone();
+                json!([{ "job": job }, value(stream)])
+            })
+            .collect(),
+    )
+}
+
 fn label_sets(streams: &[Stream]) -> Vec<Labels> {
     streams
         .iter()
@@ -186,20 +201,7 @@ const READ_ENDPOINTS: &[ReadEndpoint] = &[
                     .collect(),
             )
         },
-        expect: |streams, _| {
-            sorted(
-                streams
-                    .iter()
-                    .map(|stream| {
-                        let job =
-                            sluice_integration_tests::durable::parse_label_text(&stream.labels)
-                                ["job"]
-                                .clone();
-                        json!([{ "job": job }, stream.entries.len().to_string()])
-                    })
-                    .collect(),
-            )
-        },
+        expect: |streams, _| per_job(streams, |stream| json!(stream.entries.len().to_string())),
     },
     ReadEndpoint {
         name: "query (instant log query)",
@@ -356,20 +358,7 @@ const READ_ENDPOINTS: &[ReadEndpoint] = &[
                     .collect(),
             )
         },
-        expect: |streams, _| {
-            sorted(
-                streams
-                    .iter()
-                    .map(|stream| {
-                        let job =
-                            sluice_integration_tests::durable::parse_label_text(&stream.labels)
-                                ["job"]
-                                .clone();
-                        json!([{ "job": job }, true])
-                    })
-                    .collect(),
-            )
-        },
+        expect: |streams, _| per_job(streams, |_| json!(true)),
     },
 ];
 
@@ -801,4 +790,84 @@ fn auth_enabled_requires_org_id() {
     );
     f.resp("push with org id", &r, 204, |t| t.is_empty(), "(empty)");
     f.finish();
+}
+
+/// A live tail sees only its tenant's lines, and a delete request hides
+/// only its tenant's lines and is listed only to it.
+#[test]
+fn tails_and_delete_requests_stay_within_their_tenant() {
+    let s = SluiceProcess::start(SluiceOptions::new().auth(true).extra_yaml(
+        "compactor:\n  retention_enabled: true\n  compaction_interval: 1h\n  \
+         delete_request_cancel_period: 24h\n",
+    ));
+    let mut tail = sluice_integration_tests::live_tail::TailClient::connect_as(
+        &s,
+        Some("tenant-a"),
+        &[("query", r#"{job="shared"}"#)],
+    );
+    let now = now_ns();
+    s.push_proto_ok(
+        &[Stream::new(
+            r#"{job="shared"}"#,
+            [(now, "line of tenant-b")],
+        )],
+        Some("tenant-b"),
+    );
+    s.push_proto_ok(
+        &[Stream::new(
+            r#"{job="shared"}"#,
+            [(now + 1, "line of tenant-a")],
+        )],
+        Some("tenant-a"),
+    );
+    let timeout = std::time::Duration::from_secs(20);
+    tail.read_until(timeout, |entries| !entries.is_empty());
+    // tenant-b's line, pushed first, would have arrived by now.
+    let lines: Vec<String> = tail
+        .read_until(std::time::Duration::from_secs(2), |_| false)
+        .into_iter()
+        .map(|(_, _, line)| line)
+        .collect();
+    assert_eq!(lines, ["line of tenant-a"], "tenant-a's tail");
+    tail.close();
+
+    // The end may not be in the future: seconds have passed since `now`.
+    let (start, end) = ((now / SEC - 60).to_string(), (now / SEC + 1).to_string());
+    let r = s.send(
+        s.client()
+            .post(format!("{}/loki/api/v1/delete", s.http_url()))
+            .header("X-Scope-OrgID", "tenant-a")
+            .query(&[
+                ("query", r#"{job="shared"}"#),
+                ("start", &start),
+                ("end", &end),
+            ]),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let listed = |tenant: &str| {
+        s.get("/loki/api/v1/delete", &[], Some(tenant))
+            .ok_json()
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(listed("tenant-a"), Some(1));
+    assert_eq!(
+        listed("tenant-b"),
+        Some(0),
+        "tenant-b sees no delete request"
+    );
+    let lines = |tenant: &str| {
+        s.read_all(
+            r#"{job="shared"}"#,
+            now - 60 * SEC,
+            now + 60 * SEC,
+            Some(tenant),
+        )
+        .into_values()
+        .flatten()
+        .map(|(_, line)| line)
+        .collect::<Vec<_>>()
+    };
+    assert!(lines("tenant-a").is_empty(), "tenant-a's lines are hidden");
+    assert_eq!(lines("tenant-b"), ["line of tenant-b"], "tenant-b's stay");
 }

@@ -221,10 +221,54 @@ impl Codec {
             }
             Codec::Snappy => self.read_bounded(snap::read::FrameDecoder::new(input), out, max_size),
             Codec::Zstd => {
+                // Sluice writes one frame with its content size: decompress
+                // it in one call into exactly that much room, with this
+                // thread's reused context (creating one per block cost ~5%
+                // of a scan).
+                if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input) {
+                    let size = usize::try_from(size).unwrap_or(usize::MAX);
+                    if size > max_size {
+                        return Err(ChunkError::TooLarge);
+                    }
+                    return self.zstd_one_shot(input, out, size);
+                }
                 let decoder = zstd::stream::read::Decoder::with_buffer(input)
                     .map_err(|error| self.failure(&error))?;
                 self.read_bounded(decoder, out, max_size)
             }
+        }
+    }
+
+    /// Decompresses a zstd frame announcing `size` bytes; a frame that
+    /// holds more or less than it announced is an error.
+    fn zstd_one_shot(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        size: usize,
+    ) -> Result<(), ChunkError> {
+        thread_local! {
+            static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let start = out.len();
+        // Exactly `size` bytes of room after `out`'s end: a frame holding
+        // more fails instead of growing it.
+        out.resize(start + size, 0);
+        let written = DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let decompressor = match slot.as_mut() {
+                Some(decompressor) => decompressor,
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress_to_buffer(input, &mut out[start..])
+        });
+        match written {
+            Ok(written) if written == size => Ok(()),
+            Ok(written) => Err(self.failure(&std::io::Error::other(format!(
+                "frame announced {size} bytes and held {written}"
+            )))),
+            Err(error) => Err(self.failure(&error)),
         }
     }
 

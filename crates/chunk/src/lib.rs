@@ -18,6 +18,7 @@
 
 mod block;
 pub mod codec;
+mod digest;
 mod error;
 mod format;
 mod head;
@@ -26,11 +27,13 @@ mod iter;
 pub mod key;
 pub mod labels;
 pub mod memchunk;
+mod shard;
 pub mod stats;
 mod varint;
 
 pub use block::BlockMeta;
 pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
+pub use digest::line_digest;
 pub use error::ChunkError;
 pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
 pub use index::{
@@ -44,3 +47,4 @@ pub use key::{
 };
 pub use labels::{go_quote, is_valid_label_name, Label, Labels, LabelsError};
 pub use memchunk::{Direction, MemChunk, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE};
+pub use shard::{Shard, ShardError};

@@ -68,9 +68,18 @@ pub struct LimitsConfig {
     pub split_queries_by_interval: Duration,
     /// Most sub-queries of one query run at once.
     pub max_query_parallelism: usize,
+    /// Most shards one split of a shardable metric query is cut into.
+    pub tsdb_max_query_parallelism: usize,
+    /// A shardable metric query gets one shard per this many bytes its
+    /// streams hold in the split's range (by the index statistics).
+    #[serde(with = "serde_byte_size")]
+    pub tsdb_max_bytes_per_shard: u64,
     /// Longest `end - start` of a query (0: unlimited).
     #[serde(with = "humantime_serde_compat")]
     pub max_query_length: Duration,
+    /// Longest `[range]` of a range aggregation (0: unlimited).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_query_range: Duration,
     /// Results newer than this are not cached.
     #[serde(with = "humantime_serde_compat")]
     pub max_cache_freshness_per_query: Duration,
@@ -194,7 +203,10 @@ impl Default for LimitsConfig {
             // Loki's default is 30m; the design notes (and Sluice) use 24h.
             split_queries_by_interval: Duration::from_secs(24 * 3600),
             max_query_parallelism: 32,
+            tsdb_max_query_parallelism: 128,
+            tsdb_max_bytes_per_shard: 600 << 20,
             max_query_length: Duration::from_secs(721 * 3600),
+            max_query_range: Duration::ZERO,
             max_cache_freshness_per_query: Duration::from_secs(60),
             query_timeout: Duration::from_secs(60),
             max_query_lookback: Duration::ZERO,

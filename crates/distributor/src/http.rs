@@ -46,10 +46,20 @@ async fn push(
     body: Body,
     shape: JsonShape,
 ) -> Response {
+    // The tenant first: an anonymous request is refused before its body is
+    // decoded. A small body is still read off the connection (as Go's
+    // server does up to 256 KiB), so the client can reuse the connection
+    // for its next push instead of finding it closed.
+    let tenant = match TenantId::from_headers(headers, distributor.auth_enabled()) {
+        Ok(tenant) => tenant,
+        Err(err) => {
+            drain_small(headers, body).await;
+            let err = PushError::from(err);
+            tracing::debug!(error = %err, "push refused");
+            return HttpError::from(err).into_response();
+        }
+    };
     let result = async {
-        // The tenant first: an anonymous request is refused before its
-        // body is read.
-        let tenant = TenantId::from_headers(headers, distributor.auth_enabled())?;
         let body = read_body(headers, body, distributor.max_body_size()).await?;
         distributor.push(&tenant, headers, &body, shape).await
     }
@@ -60,6 +70,24 @@ async fn push(
             tracing::debug!(error = %err, "push refused");
             HttpError::from(err).into_response()
         }
+    }
+}
+
+/// Most bytes of a refused request's body read off the connection.
+const DRAIN_LIMIT: usize = 256 << 10;
+
+/// Reads and drops a refused request's body when it announces at most
+/// [`DRAIN_LIMIT`] bytes; larger or unannounced bodies are left (the
+/// connection is then closed).
+async fn drain_small(headers: &HeaderMap, body: Body) {
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if announced.is_some_and(|size| size <= DRAIN_LIMIT as u64) {
+        let _ = http_body_util::Limited::new(body, DRAIN_LIMIT)
+            .collect()
+            .await;
     }
 }
 

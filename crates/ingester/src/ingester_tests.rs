@@ -91,16 +91,22 @@ fn push(stream: &str, first: i64, count: i64) -> PushRequest {
     }
 }
 
-fn read_all(ingester: &Ingester, selector: &str) -> Vec<(i64, String)> {
-    let mut entries = Vec::new();
-    let request = QueryRequest {
+/// A query for everything `selector` matches, in `shards`.
+fn query_all(selector: &str, shards: Vec<String>) -> QueryRequest {
+    QueryRequest {
         selector: selector.to_string(),
         limit: 0,
         start: Some(timestamp_from_nanos(0)),
         end: Some(timestamp_from_nanos(i64::MAX)),
         direction: 0,
-        shards: Vec::new(),
-    };
+        shards,
+        line_digests: false,
+    }
+}
+
+fn read_all(ingester: &Ingester, selector: &str) -> Vec<(i64, String)> {
+    let mut entries = Vec::new();
+    let request = query_all(selector, Vec::new());
     ingester
         .query(&TenantId::fake(), &request, |batch| {
             for stream in batch.streams {
@@ -351,4 +357,53 @@ async fn stats_and_volumes_cover_unflushed_chunks_and_chunk_stats_all() {
         .flat_map(|stream| stream.chunks.iter().map(|chunk| chunk.entries))
         .sum();
     assert_eq!((all.streams.len(), entries), (2, 60));
+}
+
+/// The labels of the streams a query for `shards` returns.
+fn streams_in(
+    ingester: &Ingester,
+    selector: &str,
+    shards: Vec<String>,
+) -> Result<Vec<String>, String> {
+    let request = query_all(selector, shards);
+    let mut labels = Vec::new();
+    ingester
+        .query(&TenantId::fake(), &request, |batch| {
+            labels.extend(batch.streams.into_iter().map(|stream| stream.labels));
+            true
+        })
+        .map_err(|err| err.to_string())?;
+    labels.sort();
+    labels.dedup();
+    Ok(labels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_query_reads_each_stream_in_exactly_one_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingester = open(dir.path(), None).await;
+    let tenant = TenantId::fake();
+    for pod in 0..40 {
+        ingester
+            .push(
+                &tenant,
+                &push(&format!("{{job=\"s\", pod=\"p{pod}\"}}"), 0, 3),
+            )
+            .unwrap();
+    }
+    let all = streams_in(&ingester, "{job=\"s\"}", Vec::new()).unwrap();
+    assert_eq!(all.len(), 40);
+    let mut union = Vec::new();
+    for index in 0..3 {
+        let part = streams_in(&ingester, "{job=\"s\"}", vec![format!("{index}_of_3")]).unwrap();
+        assert!(
+            !part.is_empty() && part.len() < 40,
+            "shard {index}: {part:?}"
+        );
+        union.extend(part);
+    }
+    union.sort();
+    assert_eq!(union, all, "the shards partition the streams");
+    let err = streams_in(&ingester, "{job=\"s\"}", vec!["3_of_3".to_string()]).unwrap_err();
+    assert!(err.contains("invalid shard \"3_of_3\""), "{err}");
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
-use sluice_chunk::Direction;
+use sluice_chunk::{line_digest, Direction, Shard};
 use sluice_logql::{Expr, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
@@ -63,19 +63,29 @@ pub(crate) fn query(
     } else {
         request.limit as usize
     };
+    let shard = query_shard(&request.shards)?;
     let mut batch = QueryResponse::default();
     let mut batch_entries = 0;
     for stream in instance.matching(&log.matchers) {
+        if shard.is_some_and(|shard| !shard.contains(stream.fingerprint)) {
+            continue;
+        }
         let entries = {
             let data = stream.data.lock();
             if !data.overlaps(from, through) {
                 continue;
             }
+            let render: &dyn Fn(&str) -> String = if request.line_digests {
+                &line_digest
+            } else {
+                &str::to_string
+            };
             data.query(
                 from,
                 through,
                 direction,
                 &|line| filters.matches(line),
+                render,
                 limit,
             )
             .map_err(|source| IngesterError::Chunk {
@@ -83,18 +93,21 @@ pub(crate) fn query(
                 source,
             })?
         };
-        for piece in entries.chunks(BATCH_ENTRIES) {
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let piece: Vec<EntryAdapter> = entries
+                .by_ref()
+                .take(BATCH_ENTRIES)
+                .map(|(timestamp, line)| EntryAdapter {
+                    timestamp: Some(timestamp_from_nanos(timestamp)),
+                    line,
+                    structured_metadata: Vec::new(),
+                })
+                .collect();
             batch_entries += piece.len();
             batch.streams.push(StreamAdapter {
                 labels: stream.labels_text.clone(),
-                entries: piece
-                    .iter()
-                    .map(|(timestamp, line)| EntryAdapter {
-                        timestamp: Some(timestamp_from_nanos(*timestamp)),
-                        line: line.clone(),
-                        structured_metadata: Vec::new(),
-                    })
-                    .collect(),
+                entries: piece,
                 hash: stream.fingerprint,
             });
             if batch_entries >= BATCH_ENTRIES {
@@ -109,6 +122,23 @@ pub(crate) fn query(
         emit(batch);
     }
     Ok(())
+}
+
+/// The shard a query reads (`None`: every stream). Loki sends at most one.
+fn query_shard(shards: &[String]) -> Result<Option<Shard>, IngesterError> {
+    match shards {
+        [] => Ok(None),
+        [shard] => shard
+            .parse()
+            .map(Some)
+            .map_err(|err: sluice_chunk::ShardError| {
+                IngesterError::UnsupportedQuery(err.to_string())
+            }),
+        _ => Err(IngesterError::UnsupportedQuery(format!(
+            "a query reads one shard, got {}",
+            shards.join(", ")
+        ))),
+    }
 }
 
 fn selector_matchers(query: &str) -> Result<Vec<Matcher>, IngesterError> {

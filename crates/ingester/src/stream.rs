@@ -216,13 +216,15 @@ impl StreamData {
     }
 
     /// Returns up to `limit` entries in `[from, through)` that pass
-    /// `keep`, in the query's direction.
+    /// `keep`, in the query's direction, each line as `render` writes it
+    /// (the line itself, or its digest).
     pub(crate) fn query(
         &self,
         from: i64,
         through: i64,
         direction: Direction,
         keep: &dyn Fn(&[u8]) -> bool,
+        render: &dyn Fn(&str) -> String,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, ChunkError> {
         let mut found: Vec<Found> = Vec::new();
@@ -250,7 +252,7 @@ impl StreamData {
                     timestamp,
                     chunk_index,
                     sequence,
-                    line: line.to_string(),
+                    line: render(line),
                 });
                 taken += 1;
                 if taken as usize >= limit {
@@ -293,18 +295,18 @@ mod tests {
         let stream = stream_with(&config, &[(30, "c"), (10, "a"), (20, "b")]);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 100, Direction::Forward, &keep_all, 100)
+            .query(0, 100, Direction::Forward, &keep_all, &str::to_string, 100)
             .unwrap();
         assert_eq!(
             forward,
             vec![(10, "a".into()), (20, "b".into()), (30, "c".into())]
         );
         let backward = data
-            .query(0, 100, Direction::Backward, &keep_all, 2)
+            .query(0, 100, Direction::Backward, &keep_all, &str::to_string, 2)
             .unwrap();
         assert_eq!(backward, vec![(30, "c".into()), (20, "b".into())]);
         let window = data
-            .query(10, 30, Direction::Forward, &keep_all, 100)
+            .query(10, 30, Direction::Forward, &keep_all, &str::to_string, 100)
             .unwrap();
         assert_eq!(window, vec![(10, "a".into()), (20, "b".into())]);
     }
@@ -315,7 +317,7 @@ mod tests {
         let stream = stream_with(&config, &[(10, "a"), (10, "a"), (10, "b")]);
         let data = stream.data.lock();
         let all = data
-            .query(0, 100, Direction::Forward, &keep_all, 100)
+            .query(0, 100, Direction::Forward, &keep_all, &str::to_string, 100)
             .unwrap();
         assert_eq!(all, vec![(10, "a".into()), (10, "b".into())]);
     }
@@ -340,12 +342,12 @@ mod tests {
         assert_eq!(outcome.chunks_closed_full, outcome.chunks_created - 1);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 500, Direction::Forward, &keep_all, 1000)
+            .query(0, 500, Direction::Forward, &keep_all, &str::to_string, 1000)
             .unwrap();
         let timestamps: Vec<i64> = forward.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(timestamps, (0..500).collect::<Vec<_>>());
         let newest = data
-            .query(0, 500, Direction::Backward, &keep_all, 3)
+            .query(0, 500, Direction::Backward, &keep_all, &str::to_string, 3)
             .unwrap();
         let newest: Vec<i64> = newest.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(newest, vec![499, 498, 497]);

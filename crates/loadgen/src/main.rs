@@ -83,6 +83,10 @@ struct PushArgs {
     /// Print progress to stderr this often (e.g. 5s).
     #[arg(long, value_parser = humantime::parse_duration)]
     progress: Option<Duration>,
+    /// Stamp the --lines lines evenly over the past BACKFILL (e.g. 7d)
+    /// instead of now, each stream in order; needs --concurrency <= --streams.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    backfill: Option<Duration>,
 }
 
 #[derive(Args)]
@@ -173,6 +177,7 @@ async fn push(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<()>
         timeout: args.timeout,
         server_pid: args.server_pid,
         progress: args.progress,
+        backfill: args.backfill,
     };
     let report = run_push(config, shutdown).await?;
     if args.common.json {

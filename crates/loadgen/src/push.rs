@@ -48,6 +48,10 @@ pub struct PushConfig {
     pub server_pid: Option<u32>,
     /// Print a progress line to stderr this often.
     pub progress: Option<Duration>,
+    /// Stamp the lines over the past instead of now: `total_lines` lines
+    /// spread evenly over `[now - backfill, now)`, each stream in order
+    /// (to build a history for dashboard queries).
+    pub backfill: Option<Duration>,
 }
 
 impl Default for PushConfig {
@@ -69,6 +73,7 @@ impl Default for PushConfig {
             timeout: Duration::from_secs(30),
             server_pid: None,
             progress: None,
+            backfill: None,
         }
     }
 }
@@ -160,12 +165,17 @@ struct WorkerStream {
     labels: String,
     log: ServiceLog,
     last_ts: i64,
+    /// Backfilling: nanoseconds between the stream's lines (0: stamp
+    /// lines with the current time).
+    step_ns: i64,
 }
 
 /// Streams of one tenant that a worker owns.
 struct TenantGroup {
     tenant: String,
     streams: Vec<WorkerStream>,
+    /// The stream the next line goes to (round-robin across batches).
+    next_slot: usize,
 }
 
 /// Counters the workers share (progress and the final report).
@@ -204,6 +214,22 @@ pub async fn run_push(
     if let Some(rate) = config.rate {
         anyhow::ensure!(rate > 0.0, "rate must be positive");
     }
+    let backfill = match config.backfill {
+        None => None,
+        Some(span) => {
+            let Some(lines) = config.total_lines.filter(|lines| *lines > 0) else {
+                anyhow::bail!("--backfill needs --lines: the lines spread over the span");
+            };
+            anyhow::ensure!(
+                config.concurrency <= config.streams,
+                "--backfill needs --concurrency at most --streams, so each stream has one writer and stays in order"
+            );
+            let span_ns = i64::try_from(span.as_nanos()).unwrap_or(i64::MAX);
+            let per_stream = (lines / config.streams as u64).max(1);
+            let step_ns = (span_ns / i64::try_from(per_stream).unwrap_or(i64::MAX)).max(1);
+            Some((now_nanos() - span_ns, step_ns, per_stream))
+        }
+    };
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(config.timeout)
@@ -239,7 +265,19 @@ pub async fn run_push(
     });
     let mut workers = Vec::with_capacity(config.concurrency);
     for worker in 0..config.concurrency {
-        let groups = worker_groups(&specs, worker, config.concurrency, config.seed);
+        let mut groups = worker_groups(&specs, worker, config.concurrency, config.seed);
+        // Backfilling, each worker writes its streams' share of the lines,
+        // so every stream's lines end where the span ends (now).
+        let mut budget = None;
+        if let Some((start_ns, step_ns, per_stream)) = backfill {
+            let mut owned = 0;
+            for stream in groups.iter_mut().flat_map(|group| group.streams.iter_mut()) {
+                stream.last_ts = start_ns - step_ns;
+                stream.step_ns = step_ns;
+                owned += 1;
+            }
+            budget = Some(AtomicU64::new(per_stream * owned));
+        }
         let context = WorkerContext {
             client: client.clone(),
             url: url.clone(),
@@ -249,6 +287,7 @@ pub async fn run_push(
             }),
             deadline,
             shared: shared.clone(),
+            budget,
             stop: stop.clone(),
         };
         workers.push(tokio::spawn(run_worker(context, groups)));
@@ -333,12 +372,14 @@ fn worker_groups(
             log: ServiceLog::new(spec.format, stream_seed).with_context(spec.app, &spec.pod),
             labels: spec.labels,
             last_ts: 0,
+            step_ns: 0,
         };
         match groups.iter_mut().find(|group| group.tenant == spec.tenant) {
             Some(group) => group.streams.push(stream),
             None => groups.push(TenantGroup {
                 tenant: spec.tenant,
                 streams: vec![stream],
+                next_slot: 0,
             }),
         }
     }
@@ -353,6 +394,8 @@ struct WorkerContext {
     batch_interval: Option<Duration>,
     deadline: Option<Instant>,
     shared: Arc<Shared>,
+    /// The worker's own line budget (backfilling), instead of the shared one.
+    budget: Option<AtomicU64>,
     stop: CancellationToken,
 }
 
@@ -375,7 +418,11 @@ async fn run_worker(context: WorkerContext, mut groups: Vec<TenantGroup>) -> Wor
         {
             break;
         }
-        let lines = reserve(&context.shared.lines_left, context.batch_size as u64);
+        let left = context
+            .budget
+            .as_ref()
+            .unwrap_or(&context.shared.lines_left);
+        let lines = reserve(left, context.batch_size as u64);
         if lines == 0 {
             break;
         }
@@ -472,7 +519,8 @@ fn reserve(lines_left: &AtomicU64, want: u64) -> u64 {
 }
 
 /// Generates `lines` lines round-robin over the group's streams, stamped
-/// with the current time (strictly increasing per stream), and encodes them
+/// with the current time (strictly increasing per stream) or, backfilling,
+/// each a step after the stream's last, and encodes them
 /// as a snappy-compressed `PushRequest`.
 fn build_batch(group: &mut TenantGroup, lines: usize) -> Batch {
     let now = now_nanos();
@@ -491,9 +539,13 @@ fn build_batch(group: &mut TenantGroup, lines: usize) -> Batch {
     let mut line = String::new();
     let mut line_bytes = 0u64;
     for index in 0..lines {
-        let slot = index % stream_count;
+        let slot = (group.next_slot + index) % stream_count;
         let stream = &mut group.streams[slot];
-        let ts = (now + index as i64).max(stream.last_ts + 1);
+        let ts = if stream.step_ns > 0 {
+            stream.last_ts + stream.step_ns
+        } else {
+            (now + index as i64).max(stream.last_ts + 1)
+        };
         stream.last_ts = ts;
         stream.log.line_at(ts, &mut line);
         line_bytes += line.len() as u64;
@@ -503,6 +555,7 @@ fn build_batch(group: &mut TenantGroup, lines: usize) -> Batch {
             structured_metadata: Vec::new(),
         });
     }
+    group.next_slot = (group.next_slot + lines) % stream_count;
     request.streams.retain(|stream| !stream.entries.is_empty());
     let encoded = request.encode_to_vec();
     let body = snap::raw::Encoder::new()
@@ -552,6 +605,21 @@ mod tests {
     use super::*;
     use crate::generator::Format;
 
+    fn decode(batch: &Batch) -> PushRequest {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&batch.body)
+            .expect("snappy");
+        PushRequest::decode(raw.as_slice()).expect("protobuf")
+    }
+
+    fn timestamps(stream: &StreamAdapter) -> Vec<i64> {
+        stream
+            .entries
+            .iter()
+            .map(|e| sluice_proto::timestamp_to_nanos(e.timestamp.as_ref()))
+            .collect()
+    }
+
     #[test]
     fn batches_decode_to_the_lines_generated() {
         let specs = stream_specs(5, 1, "t", FormatChoice::Only(Format::Json), 3);
@@ -559,10 +627,7 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].streams.len(), 3, "streams 0, 2 and 4");
         let batch = build_batch(&mut groups[0], 10);
-        let raw = snap::raw::Decoder::new()
-            .decompress_vec(&batch.body)
-            .expect("snappy");
-        let request = PushRequest::decode(raw.as_slice()).expect("protobuf");
+        let request = decode(&batch);
         let counts: Vec<usize> = request.streams.iter().map(|s| s.entries.len()).collect();
         assert_eq!(counts, [4, 3, 3]);
         assert_eq!(request.streams[1].labels, specs[2].labels);
@@ -574,15 +639,25 @@ mod tests {
             .sum();
         assert_eq!(total_bytes as u64, batch.line_bytes);
         for stream in &request.streams {
-            let stamps: Vec<i64> = stream
-                .entries
-                .iter()
-                .map(|e| sluice_proto::timestamp_to_nanos(e.timestamp.as_ref()))
-                .collect();
+            let stamps = timestamps(stream);
             assert!(
                 stamps.windows(2).all(|pair| pair[0] < pair[1]),
                 "{stamps:?}"
             );
+        }
+    }
+
+    #[test]
+    fn backfilled_streams_step_through_the_past() {
+        let specs = stream_specs(2, 1, "t", FormatChoice::Mixed, 1);
+        let mut groups = worker_groups(&specs, 0, 1, 1);
+        for stream in &mut groups[0].streams {
+            stream.last_ts = 1_000;
+            stream.step_ns = 500;
+        }
+        let request = decode(&build_batch(&mut groups[0], 6));
+        for stream in &request.streams {
+            assert_eq!(timestamps(stream), [1_500, 2_000, 2_500]);
         }
     }
 

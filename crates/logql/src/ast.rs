@@ -53,6 +53,18 @@ impl Expr {
         }
     }
 
+    /// Returns the longest `[range]` of any range aggregation in the tree,
+    /// in nanoseconds (0 when there is none).
+    pub fn max_range(&self) -> i64 {
+        match self {
+            Expr::RangeAggregation(agg) => agg.range.range,
+            Expr::VectorAggregation(agg) => agg.inner.max_range(),
+            Expr::BinOp(bin) => bin.lhs.max_range().max(bin.rhs.max_range()),
+            Expr::LabelReplace(replace) => replace.inner.max_range(),
+            Expr::Log(_) | Expr::Literal(_) | Expr::Vector(_) => 0,
+        }
+    }
+
     /// Returns true if the expression contains `sort` or `sort_desc`
     /// (instant query results keep their order then).
     pub fn has_sort(&self) -> bool {

@@ -28,6 +28,7 @@ pub mod pipeline;
 mod plan;
 mod print;
 mod range_agg;
+mod shard;
 mod stages;
 mod template;
 mod units;
@@ -51,8 +52,9 @@ pub use matcher::{has_non_empty_matcher, MatchOp, Matcher};
 pub use parser::MAX_DEPTH;
 pub use pattern::{parse_pattern, PatternNode};
 pub use pipeline::{Pipeline, PipelineError, Processed, StreamPipeline};
-pub use plan::{default_step_ns, plan};
+pub use plan::{default_step_ns, plan, without_counted_filters};
 pub use print::quote;
+pub use shard::{shard_merge, ShardMerge};
 pub use stages::{
     ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_JSON, ERR_LABEL_FILTER, ERR_LOGFMT,
     ERR_SAMPLE_EXTRACTION, ERR_TEMPLATE_FORMAT,

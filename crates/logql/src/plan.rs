@@ -1,7 +1,7 @@
 //! Query planning: evaluation timestamps (step alignment) and the data each
 //! log selector occurrence needs.
 
-use crate::ast::{Expr, LogExpr};
+use crate::ast::{Expr, LogExpr, RangeAggregation, RangeOp, Stage};
 use crate::value::{DataRequest, EvalError, QueryKind, QueryParams};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
@@ -62,6 +62,7 @@ pub fn plan(expr: &Expr, params: &QueryParams) -> Result<Vec<DataRequest>, EvalE
             log: log.clone(),
             from_ns: params.start_ns,
             through_ns: params.end_ns,
+            counts_only: false,
         }),
         _ => {
             let steps = eval_steps(params)?;
@@ -79,13 +80,9 @@ fn collect_metric(expr: &Expr, first: i64, last: i64, out: &mut Vec<DataRequest>
     match expr {
         Expr::RangeAggregation(agg) => {
             let range = &agg.range;
-            out.push(window_request(
-                &range.log,
-                first,
-                last,
-                range.range,
-                range.offset,
-            ));
+            let mut request = window_request(&range.log, first, last, range.range, range.offset);
+            request.counts_only = counts_only(agg);
+            out.push(request);
         }
         Expr::VectorAggregation(agg) => collect_metric(&agg.inner, first, last, out),
         Expr::BinOp(bin) => {
@@ -99,6 +96,48 @@ fn collect_metric(expr: &Expr, first: i64, last: i64, out: &mut Vec<DataRequest>
     }
 }
 
+/// Whether a range aggregation only counts the entries that pass its line
+/// filters (the lines themselves are never read).
+fn counts_only(agg: &RangeAggregation) -> bool {
+    matches!(
+        agg.op,
+        RangeOp::CountOverTime | RangeOp::Rate | RangeOp::AbsentOverTime
+    ) && agg.range.unwrap.is_none()
+        && agg
+            .range
+            .log
+            .pipeline
+            .iter()
+            .all(|stage| matches!(stage, Stage::LineFilter(_)))
+}
+
+/// Returns `expr` with the line filters of every counting range
+/// aggregation ([`DataRequest::counts_only`]) removed: the query to
+/// evaluate over data whose source applied those filters and replaced the
+/// lines.
+pub fn without_counted_filters(expr: &Expr) -> Expr {
+    let mut expr = expr.clone();
+    strip_counted(&mut expr);
+    expr
+}
+
+fn strip_counted(expr: &mut Expr) {
+    match expr {
+        Expr::RangeAggregation(agg) => {
+            if counts_only(agg) {
+                agg.range.log.pipeline.clear();
+            }
+        }
+        Expr::VectorAggregation(agg) => strip_counted(&mut agg.inner),
+        Expr::BinOp(bin) => {
+            strip_counted(&mut bin.lhs);
+            strip_counted(&mut bin.rhs);
+        }
+        Expr::LabelReplace(replace) => strip_counted(&mut replace.inner),
+        Expr::Log(_) | Expr::Literal(_) | Expr::Vector(_) => {}
+    }
+}
+
 fn window_request(log: &LogExpr, first: i64, last: i64, range: i64, offset: i64) -> DataRequest {
     DataRequest {
         log: log.clone(),
@@ -107,6 +146,7 @@ fn window_request(log: &LogExpr, first: i64, last: i64, range: i64, offset: i64)
             .saturating_sub(range)
             .saturating_add(1),
         through_ns: last.saturating_sub(offset).saturating_add(1),
+        counts_only: false,
     }
 }
 
@@ -158,5 +198,97 @@ mod tests {
             (reqs[1].from_ns, reqs[1].through_ns),
             (30 * s + 1, 120 * s + 1)
         );
+    }
+
+    /// Evaluating [`without_counted_filters`] over data a source filtered
+    /// and whose lines it replaced answers exactly as the whole query over
+    /// the raw lines.
+    #[test]
+    fn counted_requests_need_no_lines() {
+        use crate::labelset::LabelSet;
+        use crate::value::{EvalLimits, InputStream, QueryValue};
+        const SEC: i64 = 1_000_000_000;
+        let raw: Vec<InputStream> = ["a", "b"]
+            .iter()
+            .map(|pod| InputStream {
+                labels: LabelSet::new(vec![("pod".to_string(), pod.to_string())]),
+                entries: (0..600)
+                    .map(|i| {
+                        let level = if i % 3 == 0 { "error" } else { "info" };
+                        (i * SEC, format!("level={level} n={i} pod={pod}"))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let params = QueryParams {
+            start_ns: 60 * SEC,
+            end_ns: 590 * SEC,
+            step_ns: 30 * SEC,
+            interval_ns: 0,
+            limit: 100,
+            direction: crate::value::Direction::Backward,
+            kind: QueryKind::Range,
+        };
+        let limits = EvalLimits {
+            max_query_series: 100,
+            max_entries_limit_per_query: 0,
+        };
+        let queries = [
+            r#"sum by (pod) (count_over_time({pod=~".+"} |= "level=error" != "n=3" [1m]))"#,
+            r#"rate({pod="a"} |~ "n=[0-9]*7" [2m]) / on() group_left sum(rate({pod=~".+"}[1m]))"#,
+            r#"sum(rate({pod=~".+"} | logfmt | level="error" [1m]))"#,
+            r#"sum(bytes_over_time({pod=~".+"} |= "error" [1m]))"#,
+        ];
+        for query in queries {
+            let expr = crate::parse_expr(query).unwrap();
+            let requests = plan(&expr, &params).unwrap();
+            let whole_data: Vec<Vec<InputStream>> = requests.iter().map(|_| raw.clone()).collect();
+            let whole = crate::evaluate(&expr, &params, whole_data, &limits).unwrap();
+            // What a source returns: filtered, and for counted requests
+            // with the lines replaced.
+            let fetched: Vec<Vec<InputStream>> = requests
+                .iter()
+                .map(|request| {
+                    let filters = request.log.line_filters();
+                    raw.iter()
+                        .map(|stream| InputStream {
+                            labels: stream.labels.clone(),
+                            entries: stream
+                                .entries
+                                .iter()
+                                .filter(|(_, line)| filters.matches(line.as_bytes()))
+                                .map(|(ts, line)| {
+                                    let text = if request.counts_only {
+                                        "digest".to_string()
+                                    } else {
+                                        line.clone()
+                                    };
+                                    (*ts, text)
+                                })
+                                .collect(),
+                        })
+                        .collect()
+                })
+                .collect();
+            let counted =
+                crate::evaluate(&without_counted_filters(&expr), &params, fetched, &limits)
+                    .unwrap();
+            assert!(
+                matches!(whole, QueryValue::Matrix(ref m) if !m.is_empty()),
+                "{query}"
+            );
+            assert_eq!(counted, whole, "{query}");
+        }
+        let flags = |query: &str| -> Vec<bool> {
+            plan(&crate::parse_expr(query).unwrap(), &params)
+                .unwrap()
+                .iter()
+                .map(|request| request.counts_only)
+                .collect()
+        };
+        assert_eq!(flags(queries[0]), [true]);
+        assert_eq!(flags(queries[1]), [true, true]);
+        assert_eq!(flags(queries[2]), [false]);
+        assert_eq!(flags(queries[3]), [false]);
     }
 }

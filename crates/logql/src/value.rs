@@ -59,6 +59,13 @@ pub struct DataRequest {
     pub from_ns: i64,
     /// Exclusive upper bound (ns).
     pub through_ns: i64,
+    /// The entries are only counted: they feed a `count_over_time`,
+    /// `rate` or `absent_over_time` without `unwrap` whose pipeline is only
+    /// line filters. A source that applies those filters may then return
+    /// any line text (a digest, so replicas still deduplicate), provided
+    /// the query is evaluated as [`crate::without_counted_filters`] returns
+    /// it.
+    pub counts_only: bool,
 }
 
 /// One input stream: its indexed labels and entries ascending by timestamp.

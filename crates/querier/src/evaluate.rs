@@ -4,15 +4,16 @@
 //! down), and the engine evaluates off the async runtime.
 
 use futures::FutureExt;
-use sluice_common::{stage_span, ErrorCode, HttpError};
+use sluice_chunk::Shard;
+use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{
     DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
     QueryValue, Stage,
 };
 
 use crate::params::{Direction, TimeRange};
-use crate::querier::{dedupe_sorted, Querier};
-use crate::tenants::{add_tenant_label, Tenants};
+use crate::querier::{dedupe_sorted, result_labels, Querier, Read};
+use crate::tenants::Tenants;
 
 /// Returns the part of a pipeline that can run on raw lines before
 /// anything else: its line filters up to the first stage that rewrites the
@@ -44,6 +45,7 @@ impl Querier {
         &self,
         tenants: &Tenants,
         request: &DataRequest,
+        shard: Option<Shard>,
     ) -> Result<Vec<InputStream>, HttpError> {
         let (picked, log) = tenants.select_log(&request.log)?;
         let selection = pushdown(&log);
@@ -54,7 +56,17 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &selection, range, 0, Direction::Forward)
+                .collect(
+                    tenant,
+                    &selection,
+                    range,
+                    Read {
+                        limit: 0,
+                        direction: Direction::Forward,
+                        shard,
+                        line_digests: request.counts_only,
+                    },
+                )
                 .boxed()
                 .await?;
             let merge = stage_span!(
@@ -64,23 +76,11 @@ impl Querier {
             );
             let _merging = merge.enter();
             for (labels_text, mut entries) in by_labels {
-                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                    HttpError::new(
-                        ErrorCode::Internal,
-                        format!("unparsable stream labels {labels_text:?}: {err}"),
-                    )
-                })?;
+                let labels = result_labels(&labels_text, tenants, tenant)?;
                 entries.sort_by_key(|(timestamp, _)| *timestamp);
                 dedupe_sorted(&mut entries);
-                let mut pairs: Vec<(String, String)> = labels
-                    .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
-                    .collect();
-                if tenants.is_multi() {
-                    add_tenant_label(&mut pairs, tenant);
-                }
                 streams.push(InputStream {
-                    labels: LabelSet::new(pairs),
+                    labels: LabelSet::new(labels),
                     entries,
                 });
             }
@@ -88,18 +88,29 @@ impl Querier {
         Ok(streams)
     }
 
-    /// Plans, fetches and evaluates a query with the LogQL engine.
+    /// Plans, fetches and evaluates a query with the LogQL engine, over
+    /// the streams of `shard` only when given (the query frontend merges
+    /// the shards of a shardable query).
     pub(crate) async fn evaluate(
         &self,
         tenants: &Tenants,
         expr: Expr,
         params: QueryParams,
+        shard: Option<Shard>,
     ) -> Result<QueryValue, HttpError> {
+        self.check_query_range(tenants, &expr)?;
         let requests = sluice_logql::plan(&expr, &params).map_err(eval_error)?;
         let mut data = Vec::with_capacity(requests.len());
         for request in &requests {
-            data.push(self.fetch(tenants, request).boxed().await?);
+            data.push(self.fetch(tenants, request, shard).boxed().await?);
         }
+        // Counted requests came back filtered at the source, perhaps with
+        // digests for lines: evaluate without their filters.
+        let expr = if requests.iter().any(|request| request.counts_only) {
+            sluice_logql::without_counted_filters(&expr)
+        } else {
+            expr
+        };
         let limits = self.eval_limits(tenants);
         let span = stage_span!(
             "querier.pipeline",
@@ -116,6 +127,47 @@ impl Querier {
         .await
         .map_err(|err| HttpError::new(ErrorCode::Internal, format!("evaluation task: {err}")))?
         .map_err(eval_error)
+    }
+
+    /// Refuses a range aggregation whose `[range]` is longer than the
+    /// smallest non-zero `max_query_range` of `tenants`, with Loki's message.
+    fn check_query_range(&self, tenants: &Tenants, expr: &Expr) -> Result<(), HttpError> {
+        let limit = tenants
+            .all()
+            .iter()
+            .map(|tenant| self.overrides.limits(tenant.as_str()).max_query_range)
+            .filter(|limit| !limit.is_zero())
+            .min();
+        match limit {
+            Some(limit) if u128::try_from(expr.max_range()).unwrap_or(0) > limit.as_nanos() => {
+                Err(HttpError::bad_request("[interval] value exceeds limit"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Evaluates a metric query at one instant for one tenant with the same
+    /// engine, sources and per-tenant limits as `/loki/api/v1/query`: what
+    /// the ruler runs for each rule.
+    pub async fn instant_query(
+        &self,
+        tenant: TenantId,
+        query: &str,
+        time_ns: i64,
+    ) -> Result<QueryValue, HttpError> {
+        let expr = sluice_logql::parse_expr(query)
+            .map_err(|err| HttpError::bad_request(err.to_string()))?;
+        let tenants = Tenants::new(vec![tenant]);
+        let params = QueryParams {
+            start_ns: time_ns,
+            end_ns: time_ns,
+            step_ns: 0,
+            interval_ns: 0,
+            limit: self.eval_limits(&tenants).max_entries_limit_per_query,
+            direction: sluice_logql::Direction::Backward,
+            kind: sluice_logql::QueryKind::Instant,
+        };
+        self.evaluate(&tenants, expr, params, None).await
     }
 
     /// The engine's limits for a read of `tenants`: the smallest of each

@@ -161,9 +161,15 @@ async fn run_log_query(
     let query = params.query()?;
     let expr =
         sluice_logql::parse_expr(query).map_err(|err| HttpError::bad_request(err.to_string()))?;
-    let limit = params.limit(querier.eval_limits(&tenants).max_entries_limit_per_query)?;
-    let direction = params.direction()?;
     let is_log = matches!(expr, Expr::Log(_));
+    // As in Loki, the entries limit does not apply to metric queries.
+    let max_entries = if is_log {
+        querier.eval_limits(&tenants).max_entries_limit_per_query
+    } else {
+        0
+    };
+    let limit = params.limit(max_entries)?;
+    let direction = params.direction()?;
     let range = match kind {
         QueryKind::Range => params.range()?,
         QueryKind::Instant if is_log => {
@@ -208,7 +214,9 @@ async fn run_log_query(
             QueryKind::Instant => sluice_logql::QueryKind::Instant,
         },
     };
-    let value = querier.evaluate(&tenants, expr, engine_params).await?;
+    let value = querier
+        .evaluate(&tenants, expr, engine_params, params.shard()?)
+        .await?;
     let exec = started.elapsed().as_secs_f64();
     Ok(match value {
         QueryValue::Streams(streams) => {
@@ -226,13 +234,19 @@ async fn run_log_query(
 }
 
 pub(crate) fn stats_json(exec_seconds: f64, entries: usize) -> String {
-    summary_stats(exec_seconds, entries, 0)
+    summary_stats(exec_seconds, entries, 0, 0, 0)
 }
 
 /// Loki's `stats` object with the summary Grafana reads.
-pub(crate) fn summary_stats(exec_seconds: f64, entries: usize, splits: usize) -> String {
+pub(crate) fn summary_stats(
+    exec_seconds: f64,
+    entries: usize,
+    splits: usize,
+    subqueries: usize,
+    shards: usize,
+) -> String {
     format!(
-        "{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":{splits},\"totalEntriesReturned\":{entries},\"splits\":{splits},\"shards\":0}}}}"
+        "{{\"summary\":{{\"execTime\":{exec_seconds},\"queueTime\":0,\"subqueries\":{subqueries},\"totalEntriesReturned\":{entries},\"splits\":{splits},\"shards\":{shards}}}}}"
     )
 }
 

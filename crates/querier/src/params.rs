@@ -94,6 +94,18 @@ impl Params {
         Ok(limit)
     }
 
+    /// `shards`: the one shard of the streams to read (`<index>_of_<n>`,
+    /// as the query frontend sends it), or none.
+    pub(crate) fn shard(&self) -> Result<Option<sluice_chunk::Shard>, HttpError> {
+        match self.get("shards") {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|err: sluice_chunk::ShardError| HttpError::bad_request(err.to_string())),
+        }
+    }
+
     /// `direction`: forward or backward (default), case-insensitive.
     pub(crate) fn direction(&self) -> Result<Direction, HttpError> {
         match self.get("direction") {

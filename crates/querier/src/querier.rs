@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use futures::{FutureExt, StreamExt};
+use sluice_chunk::Shard;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
 use sluice_common::{stage_span, HttpError, Overrides, TenantId};
@@ -32,6 +33,18 @@ pub struct Querier {
     pub(crate) store: Option<Arc<IndexCache>>,
     deletes: OnceLock<SharedSource>,
     pub(crate) tail_metrics: TailMetrics,
+}
+
+/// How [`Querier::collect`] reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Read {
+    /// Most entries per stream and source (0: all).
+    pub(crate) limit: u32,
+    pub(crate) direction: Direction,
+    /// Only the streams of this shard.
+    pub(crate) shard: Option<Shard>,
+    /// Lines may be replaced by their digests: the caller only counts.
+    pub(crate) line_digests: bool,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -174,7 +187,17 @@ impl Querier {
         let mut streams = Vec::new();
         for tenant in picked {
             let by_labels = self
-                .collect(tenant, &log, range, limit, direction)
+                .collect(
+                    tenant,
+                    &log,
+                    range,
+                    Read {
+                        limit,
+                        direction,
+                        shard: None,
+                        line_digests: false,
+                    },
+                )
                 .boxed()
                 .await?;
             let merge = stage_span!(
@@ -184,12 +207,7 @@ impl Querier {
             );
             let _merging = merge.enter();
             for (labels_text, mut entries) in by_labels {
-                let labels = sluice_chunk::Labels::parse(&labels_text).map_err(|err| {
-                    HttpError::new(
-                        sluice_common::ErrorCode::Internal,
-                        format!("ingester sent unparsable labels {labels_text:?}: {err}"),
-                    )
-                })?;
+                let labels = result_labels(&labels_text, tenants, tenant)?;
                 match direction {
                     Direction::Forward => entries.sort_by_key(|(timestamp, _)| *timestamp),
                     Direction::Backward => {
@@ -197,17 +215,7 @@ impl Querier {
                     }
                 }
                 dedupe_sorted(&mut entries);
-                let mut pairs: Vec<(String, String)> = labels
-                    .iter()
-                    .map(|label| (label.name.clone(), label.value.clone()))
-                    .collect();
-                if tenants.is_multi() {
-                    add_tenant_label(&mut pairs, tenant);
-                }
-                streams.push(ResultStream {
-                    labels: pairs,
-                    entries,
-                });
+                streams.push(ResultStream { labels, entries });
             }
         }
         apply_limit(&mut streams, limit as usize, direction);
@@ -219,19 +227,28 @@ impl Querier {
     /// Reads the entries of `log` (its matchers and line filters; the
     /// rest of the pipeline is the caller's) in `range` from the ingesters
     /// (their recent window) and the store, by canonical stream labels. At
-    /// most `limit` entries per stream and source (0: all), each source in
-    /// `direction` order; callers merge, sort and dedupe.
+    /// most `read.limit` entries per stream and source (0: all), each
+    /// source in `read.direction` order, only the streams of `read.shard`
+    /// when given, lines replaced by their digests when `read.line_digests`
+    /// (unless delete requests must read the lines); callers merge, sort
+    /// and dedupe.
     pub(crate) async fn collect(
         &self,
         tenant: &TenantId,
         log: &LogExpr,
         range: TimeRange,
-        limit: u32,
-        direction: Direction,
+        read: Read,
     ) -> Result<HashMap<String, Vec<(i64, String)>>, HttpError> {
+        let Read {
+            limit,
+            direction,
+            shard,
+            line_digests,
+        } = read;
         let deletes = self.delete_filters(tenant, range).boxed().await?;
         // Hidden lines must not use up the limit: read everything in range.
         let limit = if deletes.is_empty() { limit } else { 0 };
+        let line_digests = line_digests && deletes.is_empty();
         let mut by_labels: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         if let (Some(ingesters), Some(ingester_range)) =
             (&self.ingesters, self.ingester_range(range))
@@ -245,7 +262,8 @@ impl Querier {
                     Direction::Forward => logproto::Direction::Forward,
                     Direction::Backward => logproto::Direction::Backward,
                 } as i32,
-                shards: Vec::new(),
+                shards: shard.iter().map(Shard::to_string).collect(),
+                line_digests,
             };
             let span = stage_span!(
                 "querier.ingesters",
@@ -311,6 +329,7 @@ impl Querier {
                         Direction::Forward => sluice_chunk::Direction::Forward,
                         Direction::Backward => sluice_chunk::Direction::Backward,
                     },
+                    shard,
                 },
             )
             .instrument(span.clone())
@@ -325,6 +344,13 @@ impl Querier {
                     .sum::<usize>(),
             );
             for (labels, entries) in found {
+                let entries = entries.into_iter().map(|(timestamp, line)| {
+                    if line_digests {
+                        (timestamp, sluice_chunk::line_digest(&line))
+                    } else {
+                        (timestamp, line)
+                    }
+                });
                 by_labels
                     .entry(labels.to_string())
                     .or_default()
@@ -533,6 +559,30 @@ impl Querier {
         }
         Ok(series)
     }
+}
+
+/// The labels of a result stream read for `tenant`: `labels_text` (as
+/// ingesters and the store write it) as pairs, with `__tenant_id__` added
+/// when the read spans several tenants.
+pub(crate) fn result_labels(
+    labels_text: &str,
+    tenants: &Tenants,
+    tenant: &TenantId,
+) -> Result<Vec<(String, String)>, HttpError> {
+    let labels = sluice_chunk::Labels::parse(labels_text).map_err(|err| {
+        HttpError::new(
+            sluice_common::ErrorCode::Internal,
+            format!("unparsable stream labels {labels_text:?}: {err}"),
+        )
+    })?;
+    let mut pairs: Vec<(String, String)> = labels
+        .iter()
+        .map(|label| (label.name.clone(), label.value.clone()))
+        .collect();
+    if tenants.is_multi() {
+        add_tenant_label(&mut pairs, tenant);
+    }
+    Ok(pairs)
 }
 
 /// Drops entries repeated exactly (same timestamp and line): the same data

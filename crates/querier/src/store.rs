@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use sluice_chunk::{Direction, LabelMatcher, Labels};
+use sluice_chunk::{Direction, LabelMatcher, Labels, Shard};
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{LineFilterChain, Matcher};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
@@ -55,6 +55,8 @@ pub(crate) struct Selection<'a> {
     /// Most entries kept per chunk (the caller applies the real limit).
     pub(crate) limit: usize,
     pub(crate) direction: Direction,
+    /// Only the streams of this shard (`None`: all).
+    pub(crate) shard: Option<Shard>,
 }
 
 /// Reads up to `limit` entries per stream in `[from, through)` that pass the
@@ -71,6 +73,7 @@ pub(crate) async fn select_logs(
         through,
         limit,
         direction,
+        shard,
     } = selection;
     let lookup = stage_span!(
         "store.index_lookup",
@@ -78,9 +81,12 @@ pub(crate) async fn select_logs(
         series = tracing::field::Empty,
         chunks = tracing::field::Empty,
     );
-    let found = series(index, tenant, matchers, from, through)
+    let mut found = series(index, tenant, matchers, from, through)
         .instrument(lookup.clone())
         .await?;
+    if let Some(shard) = shard {
+        found.retain(|series| shard.contains(series.labels.fingerprint()));
+    }
     lookup.record("series", found.len());
     lookup.record(
         "chunks",

@@ -797,7 +797,7 @@ async fn backfill(
             kind: sluice_logql::QueryKind::Range,
         };
         let value = querier
-            .evaluate(&tenants, Expr::Log(request.log.clone()), params)
+            .evaluate(&tenants, Expr::Log(request.log.clone()), params, None)
             .await?;
         if let QueryValue::Streams(streams) = value {
             for stream in streams {

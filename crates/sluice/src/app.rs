@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::ops::{self, OpsState};
 use crate::ring_page::{self, RingPage};
 use crate::ring_setup::{self, HealthyMembers};
+use crate::ruler_module::RulerModule;
 use crate::self_metrics;
 use crate::targets::{Module, Targets};
 use crate::telemetry::{register_build_info, RegistryHandle};
@@ -254,7 +255,8 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         None
     };
     let mut querier_router = None;
-    if targets.has(Module::Querier) {
+    let mut rule_querier = None;
+    if targets.has(Module::Querier) || targets.has(Module::Ruler) {
         let cache_dir = if config
             .storage_config
             .index_shipper
@@ -294,8 +296,27 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             querier.hide_deleted_lines(filters);
         }
         querier.register_metrics(&mut registry);
-        querier_router = Some((querier.router(), querier.tail_router()));
+        rule_querier = Some(Arc::clone(&querier));
+        if targets.has(Module::Querier) {
+            querier_router = Some((querier.router(), querier.tail_router()));
+        }
     }
+    let ruler = if targets.has(Module::Ruler) {
+        let module = RulerModule::start(
+            &config,
+            rule_querier,
+            &kv,
+            http_addr,
+            &path_prefix,
+            &mut registry,
+            shutdown.clone(),
+        )
+        .await?;
+        http_routes = http_routes.merge(module.routes());
+        Some(module)
+    } else {
+        None
+    };
     let mut frontend_channel = None;
     if targets.has(Module::QueryFrontend) {
         let frontend = Frontend::new(
@@ -395,6 +416,9 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
         if let Err(error) = lifecycler.leave().await {
             tracing::warn!(%error, "cannot remove this distributor from the ring");
         }
+    }
+    if let Some(module) = ruler {
+        module.stopped().await;
     }
     if let Some(module) = compactor {
         module.stopped().await;

@@ -16,6 +16,7 @@ use sluice_ingester_client::IngesterClientConfig;
 use sluice_querier::frontend::{FrontendConfig, FrontendWorkerConfig, QueryRangeConfig};
 use sluice_querier::QuerierConfig;
 use sluice_ring::RingConfig;
+use sluice_ruler::RulerConfig;
 use sluice_storage::{ChunkStoreConfig, SchemaConfig, StorageConfig};
 
 use crate::cli::{Cli, FlagValue};
@@ -27,7 +28,7 @@ use crate::traces::TracingConfig;
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Config {
     /// Modules to run (comma-separated): all, distributor, ingester,
-    /// querier, compactor.
+    /// querier, query-frontend, compactor, ruler.
     pub(crate) target: String,
     /// Require `X-Scope-OrgID`; when false every request is tenant `fake`.
     pub(crate) auth_enabled: bool,
@@ -41,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) frontend_worker: FrontendWorkerConfig,
     pub(crate) query_range: QueryRangeConfig,
     pub(crate) compactor: CompactorConfig,
+    pub(crate) ruler: RulerConfig,
     pub(crate) limits_config: LimitsConfig,
     /// Per-tenant overrides of `limits_config`, re-read at runtime.
     pub(crate) runtime_config: RuntimeConfig,
@@ -77,6 +79,7 @@ impl Default for Config {
             frontend_worker: FrontendWorkerConfig::default(),
             query_range: QueryRangeConfig::default(),
             compactor: CompactorConfig::default(),
+            ruler: RulerConfig::default(),
             limits_config: LimitsConfig::default(),
             runtime_config: RuntimeConfig::default(),
             storage_config: StorageConfig::default(),
@@ -129,6 +132,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "frontend_worker",
     "query_range",
     "compactor",
+    "ruler",
     "limits_config",
     "runtime_config",
     "storage_config",
@@ -182,6 +186,7 @@ impl Config {
         self.server.grpc_addr().map_err(ConfigError::Invalid)?;
         self.ingester.validate().map_err(ConfigError::Invalid)?;
         self.compactor.validate().map_err(ConfigError::Invalid)?;
+        self.ruler.validate().map_err(ConfigError::Invalid)?;
         sluice_compactor::validate_limits(&self.limits_config).map_err(ConfigError::Invalid)?;
         self.distributor.validate().map_err(ConfigError::Invalid)?;
         self.limits_config
@@ -500,6 +505,26 @@ limits_config:
                 err.to_string().contains("limits_config.deletion_mode"),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn ruler_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ruler.yaml",
+                "ruler:\n  alertmanager_url: http://am:9093\n  evaluation_interval: 30s\n  storage:\n    local:\n      directory: /rules\n",
+            )?;
+            let config = Config::load(&cli(&["-config.file=ruler.yaml"]), no_env).unwrap();
+            assert_eq!(config.ruler.alertmanager_url, "http://am:9093");
+            assert_eq!(config.ruler.evaluation_interval.as_secs(), 30);
+            jail.create_file("typo.yaml", "ruler:\n  alertmanager_urls: x\n")?;
+            let err = Config::load(&cli(&["-config.file=typo.yaml"]), no_env).unwrap_err();
+            assert!(err.to_string().contains("ruler.alertmanager_urls"), "{err}");
+            jail.create_file("bad.yaml", "ruler:\n  storage:\n    type: configdb\n")?;
+            let err = Config::load(&cli(&["-config.file=bad.yaml"]), no_env).unwrap_err();
+            assert!(err.to_string().contains("ruler.storage.type"), "{err}");
             Ok(())
         });
     }

@@ -7,6 +7,7 @@ mod config;
 mod ops;
 mod ring_page;
 mod ring_setup;
+mod ruler_module;
 mod self_metrics;
 mod targets;
 mod telemetry;

@@ -10,6 +10,7 @@ pub(crate) enum Module {
     Querier,
     QueryFrontend,
     Compactor,
+    Ruler,
 }
 
 impl Module {
@@ -20,6 +21,7 @@ impl Module {
             Module::Querier => "querier",
             Module::QueryFrontend => "query-frontend",
             Module::Compactor => "compactor",
+            Module::Ruler => "ruler",
         }
     }
 }
@@ -38,7 +40,7 @@ pub(crate) struct Targets {
 
 impl Targets {
     /// Parses a comma-separated target list. `all` is distributor, ingester,
-    /// querier, query-frontend and compactor; any module may run alone,
+    /// querier, query-frontend, compactor and ruler; any module may run alone,
     /// finding the others through the ring.
     pub(crate) fn parse(text: &str) -> Result<Targets, String> {
         let mut modules = Vec::new();
@@ -54,15 +56,17 @@ impl Targets {
                     Module::Querier,
                     Module::QueryFrontend,
                     Module::Compactor,
+                    Module::Ruler,
                 ]),
                 "distributor" => modules.push(Module::Distributor),
                 "ingester" => modules.push(Module::Ingester),
                 "querier" => modules.push(Module::Querier),
                 "query-frontend" => modules.push(Module::QueryFrontend),
                 "compactor" => modules.push(Module::Compactor),
+                "ruler" => modules.push(Module::Ruler),
                 other => {
                     return Err(format!(
-                        "unknown target {other:?}; available: all, distributor, ingester, querier, query-frontend, compactor"
+                        "unknown target {other:?}; available: all, distributor, ingester, querier, query-frontend, compactor, ruler"
                     ))
                 }
             }
@@ -83,12 +87,13 @@ impl Targets {
         &self.modules
     }
 
-    /// Returns whether a module of this process uses the ingester ring.
+    /// Returns whether a module of this process uses the ingester ring
+    /// (the ruler evaluates on a querier of its own).
     pub(crate) fn uses_ring(&self) -> bool {
         self.modules.iter().any(|module| {
             matches!(
                 module,
-                Module::Distributor | Module::Ingester | Module::Querier
+                Module::Distributor | Module::Ingester | Module::Querier | Module::Ruler
             )
         })
     }
@@ -108,7 +113,8 @@ mod tests {
                 Module::Ingester,
                 Module::Querier,
                 Module::QueryFrontend,
-                Module::Compactor
+                Module::Compactor,
+                Module::Ruler
             ]
         );
         assert_eq!(
@@ -123,7 +129,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_unsatisfiable() {
-        assert!(Targets::parse("ruler")
+        assert!(Targets::parse("index-gateway")
             .unwrap_err()
             .contains("unknown target"));
         assert!(Targets::parse("").is_err());

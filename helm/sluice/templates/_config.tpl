@@ -58,8 +58,30 @@ and printed as YAML; `make chart-test` runs it through
 {{- $_ := set $config "compactor" $compactor -}}
 {{- end -}}
 
+{{- if or (not $micro) $v.ruler.enabled -}}
+{{- $ruler := deepCopy ($s.ruler | default dict) -}}
+{{- $_ := set $ruler "storage" (dict "type" "local" "local" (dict "directory" "/etc/sluice-rules")) -}}
+{{- $wal := deepCopy ($ruler.wal | default dict) -}}
+{{- $_ := set $wal "dir" "/var/sluice/ruler-wal" -}}
+{{- $_ := set $ruler "wal" $wal -}}
+{{- if $micro -}}
+{{- /* Rulers share the groups on the memcached ring (common.ring). */ -}}
+{{- $_ := set $ruler "enable_sharding" true -}}
+{{- end -}}
+{{- $_ := set $config "ruler" $ruler -}}
+{{- end -}}
+
 {{- if and $micro $v.queryFrontend.enabled -}}
-{{- $_ := set $config "frontend" (deepCopy ($s.frontend | default dict)) -}}
+{{- $frontend := deepCopy ($s.frontend | default dict) -}}
+{{- /* Live tails (WebSockets) are proxied to the queriers' Service. */ -}}
+{{- if not $frontend.tail_proxy_url -}}
+{{- $_ := set $frontend "tail_proxy_url" (printf "http://%s-querier:3100" (include "sluice.fullname" .)) -}}
+{{- end -}}
+{{- /* Grafana's alerting UI reads the rules API on the data source URL. */ -}}
+{{- if and $v.ruler.enabled (not $frontend.ruler_proxy_url) -}}
+{{- $_ := set $frontend "ruler_proxy_url" (printf "http://%s-ruler:3100" (include "sluice.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "frontend" $frontend -}}
 {{- $queryRange := deepCopy ($s.query_range | default dict) -}}
 {{- $results := include "sluice.memcachedAddresses" (dict "ctx" . "instance" "results" "values" $v.memcached.resultsCache) | fromJsonArray -}}
 {{- if $results -}}

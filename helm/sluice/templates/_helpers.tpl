@@ -248,6 +248,28 @@ The Sluice container. Call with (dict "ctx" $ "target" "ingester" "values"
       mountPath: /var/sluice
     - name: tmp
       mountPath: /tmp
+    {{- if and .rules $ctx.Values.ruler.rules }}
+    - name: rules
+      mountPath: /etc/sluice-rules
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* The rule files of ruler.rules (ConfigMap <fullname>-rules), as
+<tenant>/<file>; nothing when there are none. */}}
+{{- define "sluice.rulesVolume" -}}
+{{- if .Values.ruler.rules }}
+- name: rules
+  configMap:
+    name: {{ include "sluice.fullname" . }}-rules
+    items:
+      {{- range $tenant, $files := .Values.ruler.rules }}
+      {{- range $file, $_ := $files }}
+      - key: {{ printf "%s__%s" $tenant $file | quote }}
+        path: {{ printf "%s/%s" $tenant $file | quote }}
+      {{- end }}
+      {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level settings every Sluice pod shares. Call with (dict "ctx" $ "values" .Values.x). */}}

@@ -13,33 +13,30 @@
 use sluice_common::time::now_nanos;
 use sluice_common::HttpError;
 
-use super::org::OrgId;
+use super::handler::{MetricQuery, Sent};
 use super::results::{merge_matrix, slice, sort_matrix, Extent, Matrix};
 use super::split::grid_floor;
 use super::Frontend;
 
 impl Frontend {
-    /// Answers one piece `[start, end]` of a metric query evaluated at
-    /// `origin + k·step`, from the cache where it can; returns the piece's
-    /// series and how many sub-queries went to queriers.
-    #[allow(clippy::too_many_arguments)]
+    /// Answers one piece `[start, end]` of a metric query, from the cache
+    /// where it can; returns the piece's series and the sub-queries sent.
     pub(super) async fn metric_piece(
         &self,
-        tenant: &OrgId,
-        query: &str,
-        origin: i64,
-        step: i64,
-        interval: i64,
+        metric: &MetricQuery<'_>,
         (start, end): (i64, i64),
-        extra: &[(&str, String)],
-    ) -> Result<(Matrix, usize), HttpError> {
+    ) -> Result<(Matrix, Sent), HttpError> {
         let Some(cache) = &self.results_cache else {
-            return Ok((
-                self.fetch_matrix(tenant, query, (start, end), extra)
-                    .await?,
-                1,
-            ));
+            return self.fetch_matrix(metric, (start, end)).await;
         };
+        let MetricQuery {
+            tenant,
+            query,
+            origin,
+            step,
+            interval,
+            ..
+        } = *metric;
         let bucket = if interval > 0 {
             start.div_euclid(interval)
         } else {
@@ -73,24 +70,17 @@ impl Frontend {
             _ => (Matrix::new(), vec![(start, end)], (start, end)),
         };
         let fetched = gaps.len();
+        let mut sent = Sent::default();
         for gap in gaps {
-            merge_matrix(
-                &mut known,
-                self.fetch_matrix(tenant, query, gap, extra).await?,
-            );
+            let (matrix, gap_sent) = self.fetch_matrix(metric, gap).await?;
+            sent.add(gap_sent);
+            merge_matrix(&mut known, matrix);
         }
         sort_matrix(&mut known);
         let result = slice(&known, start, end);
 
         // Store what is old enough: the cached extent grown by the gaps.
-        let freshness = i64::try_from(
-            tenant
-                .limits(&self.overrides)
-                .max_cache_freshness_per_query
-                .as_nanos(),
-        )
-        .unwrap_or(i64::MAX);
-        let cutoff = grid_floor(origin, step, now_nanos().saturating_sub(freshness));
+        let cutoff = grid_floor(origin, step, now_nanos().saturating_sub(metric.freshness));
         let (extent_start, extent_end) = (covered.0, covered.1.min(cutoff));
         if fetched > 0 && extent_end >= extent_start {
             let extent = Extent {
@@ -106,6 +96,6 @@ impl Frontend {
                 Err(err) => tracing::warn!(%err, "cannot encode a cache extent"),
             }
         }
-        Ok((result, fetched))
+        Ok((result, sent))
     }
 }

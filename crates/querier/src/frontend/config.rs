@@ -15,6 +15,15 @@ pub struct FrontendConfig {
     /// Log queries slower than this (0: never).
     #[serde(with = "humantime_serde_compat")]
     pub log_queries_longer_than: Duration,
+    /// Base URL of the queriers (`http://querier:3100`) live tails are
+    /// proxied to; empty: this frontend does not serve
+    /// `/loki/api/v1/tail` (in `-target=all` the querier serves it).
+    pub tail_proxy_url: String,
+    /// Base URL of a ruler (`http://ruler:3100`) the rules and alerts API
+    /// (`/prometheus/api/v1/rules`, `/loki/api/v1/rules…`) is forwarded
+    /// to; empty: not served here. Sluice's own key (Loki's chart routes
+    /// these paths in its gateway).
+    pub ruler_proxy_url: String,
 }
 
 /// `query_range`.
@@ -30,7 +39,8 @@ pub struct QueryRangeConfig {
     /// Accepted for compatibility: start and end are always moved onto
     /// multiples of the step, as the engine evaluates there anyway.
     pub align_queries_with_step: bool,
-    /// Accepted for compatibility; sharding is not done (splitting is).
+    /// Run shardable metric queries as shards of their streams (see
+    /// `limits_config.tsdb_max_bytes_per_shard`).
     pub parallelise_shardable_queries: bool,
 }
 
@@ -58,6 +68,8 @@ impl Default for FrontendConfig {
         FrontendConfig {
             max_outstanding_per_tenant: 2048,
             log_queries_longer_than: Duration::ZERO,
+            tail_proxy_url: String::new(),
+            ruler_proxy_url: String::new(),
         }
     }
 }

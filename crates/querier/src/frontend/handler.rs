@@ -21,13 +21,14 @@ use sluice_proto::frontend::{Header, HttpRequest, HttpResponse};
 use tracing::Instrument;
 
 use super::org::OrgId;
-use super::results::{
-    matrix_body, merge_matrix, merge_streams, sort_matrix, Answer, LabelPairs, Matrix, Point,
-};
+use super::results::{matrix_body, merge_matrix, merge_streams, sort_matrix, Answer, Matrix};
+use super::shard::{merge_shards, stats_bytes, Sharding};
 use super::split::{log_splits, metric_splits};
 use super::Frontend;
 use crate::http::{streams_body_with_stats, summary_stats};
 use crate::params::{Direction, Params};
+use sluice_chunk::Shard;
+use tokio::sync::Semaphore;
 
 /// Largest request body the frontend forwards.
 const MAX_BODY: usize = 16 << 20;
@@ -52,6 +53,9 @@ pub(super) fn router(frontend: Arc<Frontend>) -> Router {
     );
     for path in FORWARDED {
         router = router.route(path, get(forward).post(forward));
+    }
+    if !frontend.config.tail_proxy_url.is_empty() {
+        router = router.route("/loki/api/v1/tail", get(super::tail_proxy::tail));
     }
     router.with_state(frontend)
 }
@@ -373,7 +377,7 @@ async fn split_query_range(
         let merged = stage_span!("frontend.merge", answers = answers.len())
             .in_scope(|| merge_streams(answers, limit as usize, direction));
         let total = merged.iter().map(|s| s.entries.len()).sum();
-        let stats = summary_stats(started.elapsed().as_secs_f64(), total, sent);
+        let stats = summary_stats(started.elapsed().as_secs_f64(), total, sent, sent, 0);
         return Ok(streams_body_with_stats(&merged, &stats));
     }
 
@@ -389,49 +393,190 @@ async fn split_query_range(
     if rem != 0 {
         range.end += step - rem;
     }
-    let extra = vec![("step", seconds(step))];
     let pieces = metric_splits(range.start, range.end, step, interval);
     let piece_count = pieces.len();
     tracing::Span::current().record("pieces", piece_count);
-    let origin = range.start;
-    let results: Vec<Result<(Matrix, usize), HttpError>> = stream::iter(pieces)
-        .map(|(start, end)| {
-            frontend.metric_piece(tenant, &query, origin, step, interval, (start, end), &extra)
-        })
+    let sharding = if frontend.query_range.parallelise_shardable_queries {
+        Sharding::plan(&expr, limits)
+    } else {
+        None
+    };
+    let metric = MetricQuery {
+        tenant,
+        query: &query,
+        origin: range.start,
+        step,
+        interval,
+        extra: vec![("step", seconds(step))],
+        freshness: nanos(limits.max_cache_freshness_per_query),
+        sharding,
+        permits: Semaphore::new(parallelism),
+    };
+    let results: Vec<Result<(Matrix, Sent), HttpError>> = stream::iter(pieces)
+        .map(|piece| frontend.metric_piece(&metric, piece))
         .buffered(parallelism)
         .collect()
         .await;
     let merge = stage_span!("frontend.merge", answers = results.len());
     let merging = merge.enter();
     let mut matrix = BTreeMap::new();
-    let mut sent = 0;
+    let mut sent = Sent::default();
     for result in results {
-        let (piece, fetched) = result?;
-        sent += fetched;
+        let (piece, piece_sent) = result?;
+        sent.add(piece_sent);
         merge_matrix(&mut matrix, piece);
     }
     sort_matrix(&mut matrix);
     drop(merging);
-    frontend.split_queries.inc_by(sent as u64);
-    let stats = summary_stats(started.elapsed().as_secs_f64(), 0, piece_count);
+    if metric.sharding.is_some() && matrix.len() > limits.max_query_series {
+        return Err(HttpError::bad_request(format!(
+            "maximum of series ({}) reached for a single query",
+            limits.max_query_series
+        )));
+    }
+    frontend.split_queries.inc_by(sent.subqueries as u64);
+    let stats = summary_stats(
+        started.elapsed().as_secs_f64(),
+        0,
+        piece_count,
+        sent.subqueries,
+        sent.shards,
+    );
     Ok(matrix_body(&matrix, &stats))
 }
 
+/// A metric range query as its split pieces are run.
+pub(super) struct MetricQuery<'a> {
+    pub(super) tenant: &'a OrgId,
+    pub(super) query: &'a str,
+    /// Points are evaluated at `origin + k·step`.
+    pub(super) origin: i64,
+    pub(super) step: i64,
+    /// The split interval (the cache's bucket).
+    pub(super) interval: i64,
+    /// Parameters every sub-query carries besides the query and range.
+    pub(super) extra: Vec<(&'static str, String)>,
+    /// Points newer than now minus this are not cached.
+    pub(super) freshness: i64,
+    pub(super) sharding: Option<Sharding>,
+    /// Sub-queries of this query in flight at once
+    /// (`max_query_parallelism`), over all pieces and shards.
+    permits: Semaphore,
+}
+
+/// Sub-queries sent for a query or piece.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Sent {
+    pub(super) subqueries: usize,
+    /// The most shards any piece was cut into (0: none sharded).
+    pub(super) shards: usize,
+}
+
+impl Sent {
+    pub(super) fn add(&mut self, other: Sent) {
+        self.subqueries += other.subqueries;
+        self.shards = self.shards.max(other.shards);
+    }
+}
+
 impl Frontend {
-    /// Runs one metric sub-query on a querier; returns its series.
+    /// Runs `[start, end]` of a metric query on the queriers, as shards when
+    /// the query is shardable and large enough; returns its series.
     pub(super) async fn fetch_matrix(
         &self,
-        tenant: &OrgId,
-        query: &str,
+        metric: &MetricQuery<'_>,
         (start, end): (i64, i64),
-        extra: &[(&str, String)],
-    ) -> Result<BTreeMap<LabelPairs, Vec<Point>>, HttpError> {
-        let reply = self
-            .run(
-                tenant.as_str(),
-                sub_request(tenant, query, start, end, extra),
+    ) -> Result<(Matrix, Sent), HttpError> {
+        let sharded = match &metric.sharding {
+            Some(sharding) => {
+                let lookbehind = start - sharding.lookbehind;
+                match self
+                    .stats_bytes(metric, &sharding.selector, lookbehind, end)
+                    .await
+                {
+                    Ok(bytes) => Some((sharding, sharding.shard_count(bytes))),
+                    Err(err) => {
+                        tracing::warn!(error = %err.message, "index stats for sharding failed; not sharding");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let Some((sharding, count)) = sharded.filter(|(_, count)| *count >= 2) else {
+            let matrix = self.fetch_shard(metric, (start, end), None).await?;
+            return Ok((
+                matrix,
+                Sent {
+                    subqueries: 1,
+                    shards: 0,
+                },
+            ));
+        };
+        let of = u32::try_from(count).unwrap_or(u32::MAX);
+        let parts = futures::future::try_join_all(
+            (0..of).map(|index| self.fetch_shard(metric, (start, end), Shard::new(index, of))),
+        )
+        .await?;
+        let merged = merge_shards(sharding.merge, parts);
+        Ok((
+            merged,
+            Sent {
+                subqueries: count,
+                shards: count,
+            },
+        ))
+    }
+
+    /// The bytes the streams of `selector` hold in `[start, end]`.
+    async fn stats_bytes(
+        &self,
+        metric: &MetricQuery<'_>,
+        selector: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<u64, HttpError> {
+        let url = form_urlencoded::Serializer::new(String::from("/loki/api/v1/index/stats?"))
+            .append_pair("query", selector)
+            .append_pair("start", &start.to_string())
+            .append_pair("end", &end.to_string())
+            .finish();
+        let request = HttpRequest {
+            method: "GET".to_string(),
+            url,
+            headers: vec![tenant_header(metric.tenant)],
+            body: Vec::new(),
+        };
+        let reply = {
+            let _permit = metric.permits.acquire().await;
+            self.run(metric.tenant.as_str(), with_long_query_as_form(request))
+                .await?
+        };
+        if reply.code != 200 {
+            return Err(answer_error(&reply));
+        }
+        stats_bytes(&reply.body)
+    }
+
+    /// Runs one metric sub-query (one shard of it, when given) on a querier.
+    async fn fetch_shard(
+        &self,
+        metric: &MetricQuery<'_>,
+        (start, end): (i64, i64),
+        shard: Option<Shard>,
+    ) -> Result<Matrix, HttpError> {
+        let mut extra: Vec<(&str, String)> = metric.extra.clone();
+        if let Some(shard) = shard {
+            extra.push(("shards", shard.to_string()));
+        }
+        let reply = {
+            let _permit = metric.permits.acquire().await;
+            self.run(
+                metric.tenant.as_str(),
+                sub_request(metric.tenant, metric.query, start, end, &extra),
             )
-            .await?;
+            .await?
+        };
         if reply.code != 200 {
             return Err(answer_error(&reply));
         }

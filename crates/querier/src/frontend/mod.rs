@@ -14,7 +14,10 @@ mod handler;
 mod org;
 mod queue;
 mod results;
+mod ruler_proxy;
+mod shard;
 mod split;
+mod tail_proxy;
 mod transport;
 
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub struct Frontend {
     overrides: Arc<Overrides>,
     auth_enabled: bool,
     queue: Arc<Queue>,
+    /// Forwards the rules API to `config.ruler_proxy_url`.
+    ruler_client: reqwest::Client,
     results_cache: Option<Cache>,
     split_queries: Counter,
 }
@@ -84,6 +89,7 @@ impl Frontend {
             overrides,
             auth_enabled,
             queue,
+            ruler_client: reqwest::Client::new(),
             results_cache,
             split_queries,
         })
@@ -91,7 +97,12 @@ impl Frontend {
 
     /// The HTTP routes Grafana calls.
     pub fn router(self: &Arc<Frontend>) -> axum::Router {
-        handler::router(Arc::clone(self))
+        let router = handler::router(Arc::clone(self));
+        if self.config.ruler_proxy_url.is_empty() {
+            router
+        } else {
+            router.merge(ruler_proxy::router(Arc::clone(self)))
+        }
     }
 
     /// The gRPC service queriers pull work from.
