@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use sluice_chunk::{Direction, LabelMatcher, Labels, Shard};
+use sluice_chunk::{ChunkRef, Direction, LabelMatcher, Labels, Shard};
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{LineFilterChain, Matcher};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
@@ -59,8 +59,18 @@ pub(crate) struct Selection<'a> {
     pub(crate) shard: Option<Shard>,
 }
 
-/// Reads up to `limit` entries per stream in `[from, through)` that pass the
-/// line filters, in the query's direction.
+/// Reads the entries in `[from, through)` that pass the line filters, in
+/// the query's direction: every one when `limit` is `usize::MAX`, else at
+/// least the `limit` first in that direction (over all streams, duplicates
+/// not counted) and at most `limit` per chunk and window.
+///
+/// A limited read goes through the range in windows, newest first going
+/// backward (oldest first going forward), each four times as long as the last,
+/// and stops after the window in which `limit` distinct entries have been
+/// found: the entries of later windows all come after those in the query's
+/// order, so they cannot be in the answer. Chunks are fetched per window
+/// and only blocks inside it are decompressed, so the first lines of a
+/// query over a long range cost about one block per stream.
 pub(crate) async fn select_logs(
     index: &Arc<IndexCache>,
     tenant: &TenantId,
@@ -96,73 +106,50 @@ pub(crate) async fn select_logs(
             .sum::<usize>(),
     );
     drop(lookup);
-    let mut jobs = Vec::new();
-    for (series_index, series) in found.iter().enumerate() {
-        for chunk in &series.chunks {
-            jobs.push((series_index, *chunk));
-        }
-    }
-    let results: Vec<(usize, Vec<(i64, String)>)> = futures::stream::iter(jobs)
-        .map(|(series_index, chunk_ref)| {
-            let index = Arc::clone(index);
-            let tenant = tenant.clone();
-            let filters = Arc::clone(&filters);
-            async move {
-                let chunk = index
-                    .store()
-                    .get_chunk(tenant.as_str(), &chunk_ref)
-                    .instrument(stage_span!(
-                        "store.chunk_fetch",
-                        tenant = %tenant,
-                        uncompressed_bytes = chunk_ref.size_bytes,
-                    ))
-                    .await
-                    .map_err(storage_error)?;
-                let decompress = stage_span!(
-                    "store.chunk_decompress",
-                    tenant = %tenant,
-                    entries = tracing::field::Empty,
-                );
-                let entries = tokio::task::spawn_blocking(move || {
-                    let _entered = decompress.enter();
-                    let mut entries = Vec::new();
-                    let mut iter = chunk.iter(from, through, direction)?;
-                    while let Some((timestamp, line)) = iter.try_next_entry()? {
-                        if filters.matches(line.as_bytes()) {
-                            entries.push((timestamp, line.to_string()));
-                            if entries.len() >= limit {
-                                break;
-                            }
-                        }
-                    }
-                    decompress.record("entries", entries.len());
-                    Ok::<_, sluice_chunk::ChunkError>(entries)
-                })
-                .await
-                .map_err(|err| {
-                    HttpError::new(ErrorCode::Internal, format!("chunk scan task: {err}"))
-                })?
-                .map_err(|err| {
-                    HttpError::new(
-                        ErrorCode::Internal,
-                        format!(
-                            "reading chunk {}: {err}",
-                            index
-                                .store()
-                                .chunk_key(tenant.as_str(), &chunk_ref)
-                                .to_path()
-                        ),
-                    )
-                })?;
-                Ok::<_, HttpError>((series_index, entries))
-            }
+    let chunks: Vec<(usize, ChunkRef)> = found
+        .iter()
+        .enumerate()
+        .flat_map(|(series_index, series)| {
+            series
+                .chunks
+                .iter()
+                .map(move |chunk| (series_index, *chunk))
         })
-        .buffer_unordered(FETCH_CONCURRENCY)
-        .try_collect()
-        .await?;
+        .collect();
+    let scan = Scan {
+        index,
+        tenant,
+        filters: &filters,
+        limit,
+        direction,
+    };
     let mut per_series: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.len()];
-    for (series_index, entries) in results {
-        per_series[series_index].extend(entries);
+    if limit == usize::MAX {
+        for (series_index, entries) in scan.window(&chunks, from, through).await? {
+            per_series[series_index].extend(entries);
+        }
+    } else {
+        let mut distinct = 0;
+        for (window_from, window_through) in Windows::new(from, through, direction) {
+            let mut window: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.len()];
+            for (series_index, entries) in scan.window(&chunks, window_from, window_through).await?
+            {
+                window[series_index].extend(entries);
+            }
+            for (series_index, mut entries) in window.into_iter().enumerate() {
+                if entries.is_empty() {
+                    continue;
+                }
+                // Replicas flush the same entries in several chunks.
+                entries.sort_unstable();
+                entries.dedup();
+                distinct += entries.len();
+                per_series[series_index].extend(entries);
+            }
+            if distinct >= limit {
+                break;
+            }
+        }
     }
     Ok(found
         .into_iter()
@@ -170,4 +157,170 @@ pub(crate) async fn select_logs(
         .filter(|(_, entries)| !entries.is_empty())
         .map(|(series, entries)| (series.labels, entries))
         .collect())
+}
+
+/// Reading chunks for one query: what every window shares.
+struct Scan<'a> {
+    index: &'a Arc<IndexCache>,
+    tenant: &'a TenantId,
+    filters: &'a Arc<LineFilterChain>,
+    limit: usize,
+    direction: Direction,
+}
+
+impl Scan<'_> {
+    /// Fetches the chunks of `chunks` that overlap `[from, through)`
+    /// (bounded concurrency) and returns, per chunk, up to `limit` entries
+    /// in the window that pass the filters, by series index.
+    async fn window(
+        &self,
+        chunks: &[(usize, ChunkRef)],
+        from: i64,
+        through: i64,
+    ) -> Result<Vec<(usize, Vec<(i64, String)>)>, HttpError> {
+        // Collected: a filtering iterator held across awaits trips the
+        // compiler's Send check of the caller's boxed future.
+        let overlapping: Vec<(usize, ChunkRef)> = chunks
+            .iter()
+            .filter(|(_, chunk)| chunk.through_ns >= from && chunk.from_ns < through)
+            .copied()
+            .collect();
+        futures::stream::iter(overlapping)
+            .map(|(series_index, chunk_ref)| {
+                let index = Arc::clone(self.index);
+                let tenant = self.tenant.clone();
+                let filters = Arc::clone(self.filters);
+                let (limit, direction) = (self.limit, self.direction);
+                async move {
+                    let chunk = index
+                        .store()
+                        .get_chunk(tenant.as_str(), &chunk_ref)
+                        .await
+                        .map_err(storage_error)?;
+                    let entries = tokio::task::spawn_blocking(move || {
+                        let mut entries = Vec::new();
+                        let mut iter = chunk.iter(from, through, direction)?;
+                        while let Some((timestamp, line)) = iter.try_next_entry()? {
+                            if filters.matches(line.as_bytes()) {
+                                entries.push((timestamp, line.to_string()));
+                                if entries.len() >= limit {
+                                    break;
+                                }
+                            }
+                        }
+                        Ok::<_, sluice_chunk::ChunkError>(entries)
+                    })
+                    .await
+                    .map_err(|err| {
+                        HttpError::new(ErrorCode::Internal, format!("chunk scan task: {err}"))
+                    })?
+                    .map_err(|err| {
+                        HttpError::new(
+                            ErrorCode::Internal,
+                            format!(
+                                "reading chunk {}: {err}",
+                                index
+                                    .store()
+                                    .chunk_key(tenant.as_str(), &chunk_ref)
+                                    .to_path()
+                            ),
+                        )
+                    })?;
+                    Ok::<_, HttpError>((series_index, entries))
+                }
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
+
+/// The windows a limited read goes through: `[from, through)` cut into
+/// adjacent pieces in the read's direction, the first 1/64 of the range
+/// (at least a minute), each next one four times as long as the one
+/// before, so a read that finds too little passes over each chunk at most
+/// about four times.
+struct Windows {
+    from: i64,
+    through: i64,
+    length: i64,
+    direction: Direction,
+}
+
+impl Windows {
+    const FIRST_FRACTION: i64 = 64;
+    const GROWTH: i64 = 4;
+    const SHORTEST_NS: i64 = 60_000_000_000;
+
+    fn new(from: i64, through: i64, direction: Direction) -> Windows {
+        let span = through.saturating_sub(from);
+        Windows {
+            from,
+            through,
+            length: (span / Self::FIRST_FRACTION).max(Self::SHORTEST_NS),
+            direction,
+        }
+    }
+}
+
+impl Iterator for Windows {
+    type Item = (i64, i64);
+
+    fn next(&mut self) -> Option<(i64, i64)> {
+        if self.from >= self.through {
+            return None;
+        }
+        let window = match self.direction {
+            Direction::Backward => {
+                let start = self.through.saturating_sub(self.length).max(self.from);
+                let window = (start, self.through);
+                self.through = start;
+                window
+            }
+            Direction::Forward => {
+                let end = self.from.saturating_add(self.length).min(self.through);
+                let window = (self.from, end);
+                self.from = end;
+                window
+            }
+        };
+        self.length = self.length.saturating_mul(Self::GROWTH);
+        Some(window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000_000_000;
+
+    #[test]
+    fn windows_cover_the_range_once_newest_first_going_backward() {
+        let windows: Vec<_> = Windows::new(0, 1024 * MINUTE, Direction::Backward).collect();
+        assert_eq!(windows[0], (1008 * MINUTE, 1024 * MINUTE));
+        assert_eq!(windows[1], (944 * MINUTE, 1008 * MINUTE));
+        for pair in windows.windows(2) {
+            assert_eq!(pair[1].1, pair[0].0, "adjacent, no gap or overlap");
+        }
+        let lengths: Vec<i64> = windows
+            .iter()
+            .map(|(from, through)| through - from)
+            .collect();
+        for pair in lengths[..lengths.len() - 1].windows(2) {
+            assert_eq!(pair[1], 4 * pair[0]);
+        }
+        assert_eq!(windows.last().unwrap().0, 0);
+        assert_eq!(windows.len(), 4, "{windows:?}");
+    }
+
+    #[test]
+    fn windows_go_oldest_first_forward_and_start_at_a_minute() {
+        let windows: Vec<_> = Windows::new(10, 10 + 5 * MINUTE, Direction::Forward).collect();
+        assert_eq!(
+            windows,
+            vec![(10, 10 + MINUTE), (10 + MINUTE, 10 + 5 * MINUTE)]
+        );
+        assert_eq!(Windows::new(5, 5, Direction::Forward).count(), 0);
+    }
 }
