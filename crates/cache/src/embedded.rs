@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::config::EmbeddedCacheConfig;
 
 struct Item {
-    value: Vec<u8>,
+    value: Bytes,
     expires: Instant,
 }
 
@@ -52,8 +53,8 @@ impl EmbeddedCache {
         }
     }
 
-    /// Returns the live items among `keys`.
-    pub fn get_multi(&self, keys: &[String]) -> HashMap<String, Vec<u8>> {
+    /// Returns the live items among `keys` (shared, not copied).
+    pub fn get_multi(&self, keys: &[String]) -> HashMap<String, Bytes> {
         let now = Instant::now();
         let mut state = self.state.lock();
         let mut found = HashMap::new();
@@ -76,7 +77,8 @@ impl EmbeddedCache {
     }
 
     /// Stores an item, evicting the least recently used beyond the budget.
-    pub fn set(&self, key: String, value: Vec<u8>, ttl: Option<Duration>) {
+    pub fn set(&self, key: String, value: impl Into<Bytes>, ttl: Option<Duration>) {
+        let value = value.into();
         let cost = Self::cost(&key, &value);
         if cost > self.max_bytes {
             return;

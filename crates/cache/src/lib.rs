@@ -13,6 +13,7 @@ mod memcached;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -150,7 +151,7 @@ impl Cache {
     }
 
     /// Returns the values found for `keys` (any strings; hashed here).
-    pub async fn fetch(&self, keys: &[String]) -> HashMap<String, Vec<u8>> {
+    pub async fn fetch(&self, keys: &[String]) -> HashMap<String, Bytes> {
         let hashed: Vec<String> = keys.iter().map(|key| hash_key(key)).collect();
         let started = Instant::now();
         let (found, status) = match &self.backend {
@@ -159,6 +160,10 @@ impl Cache {
                 for error in &errors {
                     tracing::debug!(cache = %self.name, %error, "cache fetch failed");
                 }
+                let found = found
+                    .into_iter()
+                    .map(|(key, value)| (key, Bytes::from(value)))
+                    .collect::<HashMap<_, _>>();
                 (found, if errors.is_empty() { "200" } else { "500" })
             }
             Backend::Embedded(cache) => (cache.get_multi(&hashed), "200"),
@@ -167,6 +172,7 @@ impl Cache {
         let mut result = HashMap::with_capacity(found.len());
         for (key, hashed_key) in keys.iter().zip(&hashed) {
             if let Some(value) = found.get(hashed_key) {
+                // A shared buffer: no copy.
                 result.insert(key.clone(), value.clone());
             }
         }
@@ -193,7 +199,8 @@ impl Cache {
     }
 
     /// Stores `value` under `key` (errors are logged and dropped).
-    pub async fn store(&self, key: &str, value: Vec<u8>) {
+    pub async fn store(&self, key: &str, value: impl Into<Bytes>) {
+        let value = value.into();
         let hashed = hash_key(key);
         let started = Instant::now();
         let status = match &self.backend {

@@ -94,7 +94,11 @@ fn store(
     let started = cputime::now_ns();
     let mut read = 0;
     for bytes in &encoded {
-        let chunk = MemChunk::decode_with_sizes(bytes, block_size, DEFAULT_TARGET_SIZE)
+        let chunk = MemChunk::decode_with_sizes(
+            bytes::Bytes::copy_from_slice(bytes),
+            block_size,
+            DEFAULT_TARGET_SIZE,
+        )
             .expect("round trip");
         let mut iter = chunk
             .iter(i64::MIN, i64::MAX, Direction::Forward)

@@ -11,7 +11,7 @@
 mod v1;
 mod v2;
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use crate::codec::Codec;
 use crate::error::ChunkError;
@@ -58,7 +58,7 @@ pub struct BlockMeta {
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
     pub(crate) meta: BlockMeta,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) data: Bytes,
 }
 
 /// Buffers reused between block cuts so that cutting does not reallocate them.
@@ -107,7 +107,7 @@ impl Block {
         };
         Block {
             meta,
-            data: Arc::from(compressed),
+            data: Bytes::from(compressed),
         }
     }
 }

@@ -13,7 +13,7 @@
 //! bytes hold ([`ChunkFormat`]). Readers dispatch on the version byte, so every
 //! version stays readable alongside the newest.
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use crate::block::{Block, BlockMeta, Scratch};
 use crate::codec::Codec;
@@ -122,13 +122,19 @@ impl MemChunk {
     /// offset and length; it never panics, whatever the bytes. Blocks are not
     /// decompressed here: a query decompresses the blocks it needs.
     pub fn decode(bytes: &[u8]) -> Result<MemChunk, ChunkError> {
+        MemChunk::decode_shared(Bytes::copy_from_slice(bytes))
+    }
+
+    /// Like [`MemChunk::decode`], sharing `bytes` (an object as downloaded)
+    /// instead of copying each block out of it.
+    pub fn decode_shared(bytes: Bytes) -> Result<MemChunk, ChunkError> {
         MemChunk::decode_with_sizes(bytes, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE)
     }
 
     /// Like [`MemChunk::decode`], with the block and target sizes that later
     /// appends should use.
     pub fn decode_with_sizes(
-        bytes: &[u8],
+        bytes: Bytes,
         block_size: usize,
         target_size: usize,
     ) -> Result<MemChunk, ChunkError> {
@@ -138,7 +144,7 @@ impl MemChunk {
                 bytes.len()
             )));
         }
-        let magic = read_u32(bytes, 0)?;
+        let magic = read_u32(&bytes, 0)?;
         if magic != CHUNK_MAGIC {
             return Err(ChunkError::BadMagic {
                 found: magic,
@@ -154,10 +160,11 @@ impl MemChunk {
 /// only checked against their CRCs here, and parsed when a query opens them.
 fn decode_container(
     format: ChunkFormat,
-    bytes: &[u8],
+    object: Bytes,
     block_size: usize,
     target_size: usize,
 ) -> Result<MemChunk, ChunkError> {
+    let bytes = &object[..];
     let codec = Codec::from_id(bytes[5])?;
     let trailer_start = bytes.len() - TRAILER_LEN;
     let meta_offset = usize::try_from(read_u64(bytes, trailer_start + CRC_LEN)?)
@@ -183,15 +190,15 @@ fn decode_container(
             .ok_or_else(|| {
                 ChunkError::corrupt(format!("block {index} runs past the meta section"))
             })?;
-        let data = &bytes[offset..data_end];
+        let data = object.slice(offset..data_end);
         let stored = read_u32(bytes, data_end)?;
-        if crc32fast::hash(data) != stored {
+        if crc32fast::hash(&data) != stored {
             return Err(ChunkError::ChecksumMismatch { block: index });
         }
         block_meta.checksum = stored;
         blocks.push(Block {
             meta: block_meta,
-            data: Arc::from(data),
+            data,
         });
         previous_end = data_end + CRC_LEN;
     }
@@ -433,7 +440,7 @@ mod tests {
         let chunk = MemChunk::new(Codec::None, 10, 10);
         let bytes = chunk.encode();
         assert_eq!(bytes.len(), HEADER_LEN + 1 + TRAILER_LEN);
-        let decoded = MemChunk::decode_with_sizes(&bytes, 10, 10).expect("valid");
+        let decoded = MemChunk::decode_with_sizes(Bytes::from(bytes.clone()), 10, 10).expect("valid");
         assert!(decoded.is_empty());
         assert_eq!(decoded.bounds(), None);
     }

@@ -1,7 +1,7 @@
 //! The owned, lending query iterator over a chunk: a k-way merge by timestamp
 //! of the head snapshot and the blocks overlapping the query range.
 
-use std::sync::Arc;
+use bytes::Bytes;
 
 use crate::block::{self, BlockMeta, EntryRef};
 use crate::codec::Codec;
@@ -14,7 +14,7 @@ pub(crate) struct PendingBlock {
     /// Position of the block in the chunk; breaks timestamp ties.
     pub(crate) order: usize,
     pub(crate) meta: BlockMeta,
-    pub(crate) data: Arc<[u8]>,
+    pub(crate) data: Bytes,
 }
 
 /// The unread part of one decompressed block (or of the head snapshot).

@@ -294,7 +294,6 @@ impl fmt::Debug for MemChunk {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use proptest::prelude::*;
 
@@ -451,7 +450,7 @@ mod tests {
         chunk.cut_block();
         // Corrupt the first block's bytes in memory: a query that skips it works,
         // one that needs it reports the error.
-        chunk.blocks[0].data = Arc::from(&b"\xff\xff"[..]);
+        chunk.blocks[0].data = bytes::Bytes::from_static(b"\xff\xff");
         assert_eq!(
             read(&chunk, 50, 200, Direction::Forward),
             owned(&[(100, "b")])

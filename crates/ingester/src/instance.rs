@@ -311,7 +311,7 @@ impl Instance {
         let now = Instant::now();
         for (closed, bytes) in chunks {
             let chunk = MemChunk::decode_with_sizes(
-                bytes,
+                bytes::Bytes::copy_from_slice(bytes),
                 config.chunk_block_size,
                 config.chunk_target_size,
             )

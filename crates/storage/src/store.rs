@@ -167,7 +167,7 @@ impl ChunkStore {
         if let Some(cache) = &self.chunk_cache {
             let cached = cache.fetch(std::slice::from_ref(&key)).await.remove(&key);
             if let Some(bytes) = cached.filter(|bytes| crc32fast::hash(bytes) == chunk.checksum) {
-                if let Ok(decoded) = MemChunk::decode(&bytes) {
+                if let Ok(decoded) = MemChunk::decode_shared(bytes) {
                     return Ok(decoded);
                 }
             }
@@ -189,12 +189,12 @@ impl ChunkStore {
                 reason: "object larger than any chunk".to_string(),
             });
         }
-        let decoded = MemChunk::decode(&bytes).map_err(|err| StorageError::Corrupt {
+        let decoded = MemChunk::decode_shared(bytes.clone()).map_err(|err| StorageError::Corrupt {
             key: key.clone(),
             reason: err.to_string(),
         })?;
         if let Some(cache) = &self.chunk_cache {
-            cache.store(&key, bytes.to_vec()).await;
+            cache.store(&key, bytes).await;
         }
         Ok(decoded)
     }
