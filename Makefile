@@ -5,7 +5,7 @@ CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
 .PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench doc clean \
-	chart-test chart-test-deps k8s-manifests image fuzz dashboard-bench
+	chart-test chart-test-deps k8s-manifests image fuzz dashboard-bench scan-bench memory-bench storage-bench
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
 run:
@@ -93,6 +93,18 @@ ring-bench:
 ## dashboard-bench: a 7-day dashboard panel cold and warm, 20 concurrent dashboard queries
 dashboard-bench:
 	CARGO=$(CARGO) scripts/dashboard-bench.sh
+
+## scan-bench: filtered log and count queries over 1 GB and 10 GB of flushed data, cold and warm
+scan-bench:
+	CARGO=$(CARGO) scripts/scan-bench.sh
+
+## memory-bench: ingester resident memory holding 3M lines unflushed in 71, 10k and 100k streams
+memory-bench:
+	CARGO=$(CARGO) scripts/memory-bench.sh
+
+## storage-bench: bytes in object storage per byte of log pushed, per chunk codec
+storage-bench:
+	CARGO=$(CARGO) scripts/storage-bench.sh
 
 ## fuzz: run each cargo-fuzz target (fuzz/) for FUZZ_TIME seconds; needs
 ## nightly and `cargo install cargo-fuzz`

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make storage-bench`: bytes in object storage per byte of log pushed, per
+# chunk codec (issue 12).
+#
+# For each codec in STORAGE_CODECS it builds release binaries, starts a
+# fresh `sluice -target=all` with `ingester.chunk_encoding` set to it,
+# pushes STORAGE_LINES mixed JSON / logfmt / text lines spread over the
+# past day with `sluice-loadgen push --backfill`, stops the server (the
+# shutdown flushes every chunk and ships the index) and measures what the
+# filesystem store holds: chunk objects, index files, and both per byte of
+# log text pushed.
+#
+# Knobs (environment): STORAGE_CODECS ("zstd snappy lz4 gzip none"),
+# STORAGE_LINES (2000000), STORAGE_STREAMS (71), STORAGE_HTTP_PORT (3194),
+# STORAGE_GRPC_PORT (9194).
+set -euo pipefail
+
+CARGO=${CARGO:-cargo}
+CODECS=${STORAGE_CODECS:-zstd snappy lz4 gzip none}
+LINES=${STORAGE_LINES:-2000000}
+STREAMS=${STORAGE_STREAMS:-71}
+HTTP_PORT=${STORAGE_HTTP_PORT:-3194}
+GRPC_PORT=${STORAGE_GRPC_PORT:-9194}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+case "$target" in /*) ;; *) target=$root/$target ;; esac
+
+if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+    echo "==> building release binaries"
+    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
+fi
+sluice=${SLUICE_BIN:-$target/release/sluice}
+loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
+
+dir=$(mktemp -d -t sluice-storage-XXXXXX)
+# shellcheck source=lib/server.sh
+source "$root/scripts/lib/server.sh"
+trap 'stop_sluice; rm -rf "$dir"' EXIT
+
+bytes_under() { # total size of the files under a directory whose path matches a pattern
+    find "$1" -type f -path "$2" -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+
+printf '%-8s %14s %14s %12s %12s %10s\n' codec 'log bytes' 'chunk bytes' 'index bytes' 'stored/log' 'ratio'
+for codec in $CODECS; do
+    rm -rf "$dir/data"
+    cat >"$dir/config.yaml" <<YAML
+target: all
+auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: $HTTP_PORT
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: $GRPC_PORT
+  log_level: warn
+common:
+  path_prefix: $dir/data
+ingester:
+  chunk_encoding: $codec
+  wal:
+    enabled: false
+limits_config:
+  reject_old_samples: false
+  ingestion_rate_mb: 0
+  per_stream_rate_limit: 0
+distributor:
+  rate_limit: 0
+YAML
+    start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
+    "$loadgen" push --addr "http://127.0.0.1:$HTTP_PORT" \
+        --streams "$STREAMS" --format mixed --concurrency "$STREAMS" \
+        --lines "$LINES" --backfill 1d --json >"$dir/push.json"
+    stop_sluice
+    log=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["line_bytes_accepted"])' "$dir/push.json")
+    store=$dir/data/chunks
+    total=$(bytes_under "$store" '*')
+    index=$(bytes_under "$store" '*/index/*')
+    chunks=$((total - index))
+    printf '%-8s %14s %14s %12s %12.4f %9.2f:1\n' "$codec" "$log" "$chunks" "$index" \
+        "$(echo "$total / $log" | bc -l)" "$(echo "$log / $total" | bc -l)"
+done
