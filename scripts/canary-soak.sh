@@ -59,7 +59,10 @@ dir=$(mktemp -d -t sluice-canary-soak-XXXXXX)
 declare -A pid=() http=() grpc=()
 cleanup() {
     local name
-    for name in "${!pid[@]}"; do kill -KILL "${pid[$name]}" 2>/dev/null || true; done
+    {
+        for name in "${!pid[@]}"; do kill -KILL "${pid[$name]}" || true; done
+        wait || true
+    } 2>/dev/null
     if [[ "${CANARY_SOAK_KEEP:-0}" == 1 ]]; then
         echo "logs kept in $dir"
     else
@@ -193,7 +196,8 @@ killed_at=$SECONDS
 log "ingester-1 killed (SIGKILL)"
 sleep "$DOWN"
 start ingester-1 ingester
-log "ingester-1 restarted after $((SECONDS - killed_at))s down, ready (WAL replayed)"
+log "ingester-1 restarted after $((SECONDS - killed_at))s down, ready;" \
+    "$(grep 'WAL replay finished' "$dir/ingester-1.log" | tail -1 | grep -o ' records=[0-9]*' | cut -d= -f2) WAL records replayed"
 log "ring healed $(wait_ring_healed)s after the restart"
 
 if [[ "$GRACEFUL" == 1 ]]; then
@@ -280,7 +284,8 @@ report() { # name port
     echo "push errors:                $(value loki_canary_push_errors_total)"
     echo "tail reconnects:            $(value loki_canary_ws_reconnects_total)"
     echo "metric test (count_over_time): expected $(value loki_canary_metric_test_expected), actual $(value loki_canary_metric_test_actual)"
-    echo "latency p50 / p99 / mean:   $(quantile "$file" 0.5) / $(quantile "$file" 0.99) / $(awk -v s="$sum" -v c="$received" 'BEGIN {if (c > 0) printf "%.2fs", s / c; else print "n/a"}')"
+    echo "latency p50 / p99 (histogram_quantile over the 0.5 s doubling buckets) / mean:"
+    echo "                            $(quantile "$file" 0.5) / $(quantile "$file" 0.99) / $(awk -v s="$sum" -v c="$received" 'BEGIN {if (c > 0) printf "%.3fs", s / c; else print "n/a"}')"
     echo "canary errors logged:       $(grep -c 'error' "$dir/$name.log" || true)"
     if [[ "$missing" != 0 || "$duplicate" != 0 || "$spot_missing" != 0 || "$outstanding" != 0 ]]; then
         failed=1
