@@ -4,7 +4,7 @@
 CARGO ?= cargo
 CONFIG ?= config/sluice-local.yaml
 
-.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench doc clean \
+.PHONY: run build test test-deps unit-tests integration-tests lint fmt fmt-check clippy bench loadtest ring-bench canary-soak doc clean \
 	chart-test chart-test-deps k8s-manifests image fuzz dashboard-bench scan-bench memory-bench storage-bench
 
 ## run: build (release) and start the all-in-one server on :3100 / :9095
@@ -89,6 +89,12 @@ loadtest:
 ## ring-bench: distributed-mode ingest, 3 ingesters + distributor, RF=3 vs RF=1
 ring-bench:
 	CARGO=$(CARGO) scripts/ring-bench.sh
+
+## canary-soak: two canaries (live tail, query_range) for CANARY_SOAK_DURATION
+## (10m) against 3 ingesters + distributor + querier/frontend; one ingester is
+## SIGKILLed and restarted a third of the way through; fails on missing lines
+canary-soak:
+	CARGO=$(CARGO) scripts/canary-soak.sh
 
 ## dashboard-bench: a 7-day dashboard panel cold and warm, 20 concurrent dashboard queries
 dashboard-bench:

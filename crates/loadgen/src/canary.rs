@@ -3,9 +3,9 @@
 //! It writes one timestamped line per `-interval` through the push API,
 //! reads the lines back, and exports on its own `/metrics` port how many
 //! were missing, duplicated or out of order and how long they took to come
-//! back, under Loki canary's metric names and flags. Lines are read back by
-//! polling the query API (the default) or, with `-tail`, through live tail
-//! over a WebSocket as Loki's canary does; entries not seen within `-wait`
+//! back, under Loki canary's metric names and flags. Lines are read back
+//! through live tail over a WebSocket as Loki's canary does (the default)
+//! or, with `-tail=false`, by polling the query API; entries not seen within `-wait`
 //! are looked for with a query until `-max-wait`, then counted missing.
 //! Spot checks re-query a sample of old entries for hours (catching loss
 //! after flush), and a metric test compares `count_over_time` with the
@@ -20,6 +20,7 @@ pub mod writer;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,9 @@ use self::writer::{PushTarget, Sink};
 /// 10 s either side).
 const QUERY_MARGIN_NS: i64 = 10_000_000_000;
 
-/// The canary's flags: Loki canary's names and defaults, plus `-tail` and
-/// `-query-interval`. Go-style single-dash flags are accepted.
+/// The canary's flags: Loki canary's names and defaults, plus `-tail`,
+/// `-query-interval` and `-write-addr`. Go-style single-dash flags are
+/// accepted.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "sluice canary",
@@ -53,6 +55,10 @@ pub struct CanaryArgs {
     /// (falls back to $LOKI_ADDRESS).
     #[arg(long, default_value = "")]
     pub addr: String,
+    /// Where to push, when it is not `-addr` (e.g. the distributors while
+    /// `-addr` is the query frontend); defaults to `-addr`.
+    #[arg(long = "write-addr", default_value = "")]
+    pub write_addr: String,
     /// Tenant ID sent in X-Scope-OrgID.
     #[arg(long = "tenant-id", default_value = "")]
     pub tenant_id: String,
@@ -138,11 +144,11 @@ pub struct CanaryArgs {
     /// Wait this long after writing a line before spot-checking it.
     #[arg(long = "spot-check-initial-wait", default_value = "10s", value_parser = parse_duration)]
     pub spot_check_initial_wait: Duration,
-    /// Read lines back through live tail (/loki/api/v1/tail, WebSocket)
-    /// instead of polling the query API.
-    #[arg(long, default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    /// Read lines back through live tail (/loki/api/v1/tail, WebSocket), as
+    /// Loki's canary does; `-tail=false` polls the query API instead.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub tail: bool,
-    /// How often the query-API receive path polls (without -tail).
+    /// How often the query-API receive path polls (with -tail=false).
     #[arg(long = "query-interval", default_value = "1s", value_parser = parse_duration)]
     pub query_interval: Duration,
     /// Print the version and exit.
@@ -172,11 +178,23 @@ fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// `http://host:port` for an address given as `host:port` or as a URL.
+fn base_url(addr: &str) -> String {
+    let addr = addr.trim_end_matches('/');
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Everything a canary run needs, resolved from [`CanaryArgs`].
 #[derive(Debug, Clone)]
 pub struct CanaryConfig {
     /// `http://host:port` of the server.
     pub base_url: String,
+    /// `http://host:port` pushes go to (`-write-addr`, else `base_url`).
+    pub write_url: String,
     /// Where /metrics is served.
     pub metrics_addr: SocketAddr,
     /// The flags as given.
@@ -203,7 +221,7 @@ impl CanaryConfig {
                     .to_owned(),
             );
         }
-        if args.tls || addr.starts_with("https://") {
+        if args.tls || addr.starts_with("https://") || args.write_addr.starts_with("https://") {
             return Err("TLS is not supported by this build of the canary".to_owned());
         }
         if args.interval.is_zero() {
@@ -222,13 +240,14 @@ impl CanaryConfig {
                 return Err(format!("{flag} must be greater than 0"));
             }
         }
-        let base_url = if addr.contains("://") {
-            addr.trim_end_matches('/').to_owned()
+        let write_url = if args.write_addr.is_empty() {
+            base_url(&addr)
         } else {
-            format!("http://{}", addr.trim_end_matches('/'))
+            base_url(&args.write_addr)
         };
         Ok(CanaryConfig {
-            base_url,
+            base_url: base_url(&addr),
+            write_url,
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], args.port)),
             args,
             tail_reconnect_delay: Duration::from_secs(10),
@@ -341,6 +360,9 @@ struct Shared {
     comparator: Mutex<Comparator>,
     metrics: CanaryMetrics,
     reader: Reader,
+    /// Set by `/suspend`: no new lines are written, while the receive path
+    /// and the checks go on deciding the lines already written.
+    suspended: AtomicBool,
 }
 
 impl Shared {
@@ -363,9 +385,10 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
             anyhow::anyhow!("listening on {} for /metrics: {err}", config.metrics_addr)
         })?;
     eprintln!(
-        "canary: writing to {} every {:?}, reading back via {}, metrics on {}",
-        config.base_url,
+        "canary: writing to {} every {:?}, reading back from {} via {}, metrics on {}",
+        config.write_url,
         args.interval,
+        config.base_url,
         if args.tail {
             "live tail"
         } else {
@@ -373,9 +396,6 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
         },
         listener.local_addr()?
     );
-    let registry = Arc::new(registry);
-    let server = tokio::spawn(serve_metrics(listener, registry, shutdown.clone()));
-
     let shared = Arc::new(Shared {
         comparator: Mutex::new(Comparator::new(ComparatorConfig {
             wait_ns: nanos(args.wait),
@@ -391,13 +411,22 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
             config.basic_auth(),
             args.query_timeout,
         )?,
+        suspended: AtomicBool::new(false),
     });
+    let server = tokio::spawn(serve_http(
+        listener,
+        Arc::new(registry),
+        shared.clone(),
+        shutdown.clone(),
+    ));
 
+    // Lines of an earlier canary run with the same labels are not ours.
+    let started = now_nanos();
     let (entries_tx, entries_rx) = mpsc::channel(10_000);
     let (received_tx, received_rx) = mpsc::channel(10_000);
     let sink = if args.push {
         Sink::Push(PushTarget {
-            base_url: config.base_url.clone(),
+            base_url: config.write_url.clone(),
             labels: format!(
                 r#"{{{}="{}", {}="{}"}}"#,
                 args.label_name, args.label_value, args.stream_name, args.stream_value
@@ -443,6 +472,7 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
             basic_auth: config.basic_auth(),
             interval: args.interval,
             reconnect_delay: config.tail_reconnect_delay,
+            since: started,
         };
         tasks.push(tokio::spawn(tail::run_tail(
             tail_config,
@@ -455,6 +485,7 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
             shared.clone(),
             args.wait,
             args.query_interval,
+            started,
             received_tx,
             shutdown.clone(),
         )));
@@ -467,31 +498,59 @@ pub async fn run(config: CanaryConfig, shutdown: CancellationToken) -> anyhow::R
     Ok(())
 }
 
-async fn serve_metrics(
+/// Serves `/metrics` and Loki canary's `/suspend` and `/resume`.
+async fn serve_http(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut text = String::new();
-                match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                    Ok(()) => (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        text,
-                    )
-                        .into_response(),
-                    Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    let metrics_shared = shared.clone();
+    let suspend_shared = shared.clone();
+    let resume_shared = shared;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                let shared = metrics_shared.clone();
+                async move {
+                    let outstanding = {
+                        let comparator = shared.comparator();
+                        comparator.pending() + comparator.confirming()
+                    };
+                    shared.metrics.outstanding.set(outstanding as i64);
+                    let mut text = String::new();
+                    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                        Ok(()) => (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            text,
+                        )
+                            .into_response(),
+                        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/suspend",
+            axum::routing::any(move || async move {
+                eprintln!("canary: suspending: no new lines until /resume");
+                suspend_shared.suspended.store(true, Ordering::SeqCst);
+                "suspended\n"
+            }),
+        )
+        .route(
+            "/resume",
+            axum::routing::any(move || async move {
+                eprintln!("canary: resuming");
+                resume_shared.suspended.store(false, Ordering::SeqCst);
+                "resumed\n"
+            }),
+        );
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
@@ -515,6 +574,9 @@ async fn write_entries(
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
+        }
+        if shared.suspended.load(Ordering::SeqCst) {
+            continue;
         }
         let ts = now_nanos().max(last + 1);
         last = ts;
@@ -578,20 +640,19 @@ async fn compare_received(
 }
 
 /// The query-API receive path: every `every`, reads the last `wait` of
-/// canary lines (since this canary started) and hands entries not seen
-/// before to the comparator.
+/// canary lines (since `started`, when this canary started) and hands
+/// entries not seen before to the comparator.
 async fn poll_queries(
     shared: Arc<Shared>,
     wait: Duration,
     every: Duration,
+    started: i64,
     received: mpsc::Sender<i64>,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut deliveries = PollDeliveries::default();
-    // Lines of an earlier canary run with the same labels are not ours.
-    let started = now_nanos();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -764,6 +825,9 @@ mod tests {
         assert_eq!(args.label_name, "name");
         assert_eq!(args.label_value, "loki-canary");
         assert_eq!(args.port, 3500);
+        // Live tail is the receive path unless turned off, as in Loki.
+        assert!(parse(&[]).expect("defaults").tail);
+        assert!(!parse(&["-tail=false"]).expect("parses").tail);
     }
 
     #[test]
@@ -782,15 +846,22 @@ mod tests {
         let config =
             CanaryConfig::from_args(args.clone(), |_| Some("sluice:3100".to_owned())).expect("env");
         assert_eq!(config.base_url, "http://sluice:3100");
+        assert_eq!(config.write_url, "http://sluice:3100");
         assert_eq!(config.selector(), r#"{stream="stdout",name="loki-canary"}"#);
         assert_eq!(config.tenant(), None);
         let tls = parse(&["-addr=x:1", "-tls"]).expect("parses");
         assert!(CanaryConfig::from_args(tls, |_| None)
             .unwrap_err()
             .contains("TLS"));
-        let appended = parse(&["-addr=http://x:1/", "-query-append=| json"]).expect("parses");
+        let appended = parse(&[
+            "-addr=http://x:1/",
+            "-query-append=| json",
+            "-write-addr=distributor:3100",
+        ])
+        .expect("parses");
         let config = CanaryConfig::from_args(appended, |_| None).expect("valid");
         assert_eq!(config.base_url, "http://x:1");
+        assert_eq!(config.write_url, "http://distributor:3100");
         assert_eq!(
             config.selector(),
             r#"{stream="stdout",name="loki-canary"} | json"#

@@ -49,6 +49,9 @@ pub struct CanaryMetrics {
     /// `loki_canary_push_errors_total` (Sluice addition): pushes that
     /// failed after every retry.
     pub push_errors: Counter,
+    /// `loki_canary_outstanding_entries` (Sluice addition): lines written
+    /// and neither received nor reported missing yet, as of the scrape.
+    pub outstanding: Gauge,
 }
 
 impl CanaryMetrics {
@@ -72,6 +75,7 @@ impl CanaryMetrics {
             ws_reconnects: Counter::default(),
             ws_pings: Counter::default(),
             push_errors: Counter::default(),
+            outstanding: Gauge::default(),
         };
         // prometheus-client appends `_total` to counters.
         let counters = [
@@ -141,6 +145,11 @@ impl CanaryMetrics {
             metrics.metric_test_actual.clone(),
         );
         registry.register(
+            "loki_canary_outstanding_entries",
+            "log entries written and neither received nor reported missing yet",
+            metrics.outstanding.clone(),
+        );
+        registry.register(
             "loki_canary_response_latency_seconds",
             "is how long it takes for log lines to be returned from Loki in seconds.",
             metrics.response_latency.clone(),
@@ -180,6 +189,7 @@ mod tests {
             "loki_canary_spot_check_entries_total 0",
             "loki_canary_spot_check_missing_entries_total 0",
             "loki_canary_ws_reconnects_total 0",
+            "loki_canary_outstanding_entries 0",
             "loki_canary_response_latency_seconds_count 1",
             "loki_canary_response_latency_seconds_bucket{le=\"1.0\"} 1",
             "loki_canary_response_latency_seconds_bucket{le=\"256.0\"} 1",

@@ -1,6 +1,12 @@
 //! The live-tail receive path: a WebSocket on `/loki/api/v1/tail`, read as
 //! Loki's canary reads it (frames of `{"streams":[…],"dropped_entries":[…]}`),
 //! reconnecting after errors, silence or a closed connection.
+//!
+//! Unlike Loki's canary, every connection names its `start`: the first one
+//! the canary's start (lines of an earlier run are not this canary's), a
+//! reconnection just after the newest entry received. The server's
+//! backfill then brings the entries written while the tail was down, not
+//! copies of those already received, which would count as duplicates.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +38,8 @@ pub struct TailConfig {
     pub interval: Duration,
     /// Pause before reconnecting (Loki's canary waits 10 s).
     pub reconnect_delay: Duration,
+    /// When the canary started (ns): the first connection's `start`.
+    pub since: i64,
 }
 
 /// One tail frame, decoded.
@@ -86,8 +94,10 @@ pub async fn run_tail(
     shutdown: CancellationToken,
 ) {
     let mut connected_before = false;
+    let mut newest = None;
     loop {
-        let request = match tail_request(&config) {
+        let start = newest.map_or(config.since, |newest: i64| newest + 1);
+        let request = match tail_request(&config, start) {
             Ok(request) => request,
             Err(err) => {
                 eprintln!("canary: cannot build the tail request: {err}");
@@ -105,7 +115,9 @@ pub async fn run_tail(
                 }
                 connected_before = true;
                 eprintln!("canary: tailing {} at {}", config.selector, config.base_url);
-                match read_frames(socket, &config, &received, &metrics, &shutdown).await {
+                let read =
+                    read_frames(socket, &config, &received, &metrics, &shutdown, &mut newest);
+                match read.await {
                     Some(reason) => reason,
                     None => return,
                 }
@@ -125,13 +137,16 @@ pub async fn run_tail(
 
 fn tail_request(
     config: &TailConfig,
+    start: i64,
 ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
     let mut url = reqwest::Url::parse(&format!(
         "{}/loki/api/v1/tail",
         config.base_url.trim_end_matches('/')
     ))
     .map_err(|err| err.to_string())?;
-    url.query_pairs_mut().append_pair("query", &config.selector);
+    url.query_pairs_mut()
+        .append_pair("query", &config.selector)
+        .append_pair("start", &start.to_string());
     let mut request = url
         .as_str()
         .into_client_request()
@@ -153,13 +168,14 @@ fn tail_request(
 }
 
 /// Reads frames until something goes wrong (returns why) or `shutdown`
-/// fires (returns `None`).
+/// fires (returns `None`); `newest` tracks the newest entry received.
 async fn read_frames<S>(
     mut socket: tokio_tungstenite::WebSocketStream<S>,
     config: &TailConfig,
     received: &mpsc::Sender<i64>,
     metrics: &CanaryMetrics,
     shutdown: &CancellationToken,
+    newest: &mut Option<i64>,
 ) -> Option<String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -192,6 +208,7 @@ where
                         eprintln!("canary: {err}");
                     }
                     for ts in frame.timestamps {
+                        *newest = Some(newest.map_or(ts, |newest| newest.max(ts)));
                         if received.send(ts).await.is_err() {
                             return None;
                         }
@@ -326,6 +343,7 @@ mod tests {
             basic_auth: None,
             interval: Duration::from_secs(1),
             reconnect_delay: Duration::from_millis(10),
+            since: 5,
         };
         let tail = tokio::spawn(run_tail(config, sender, metrics.clone(), shutdown.clone()));
         let mut got = Vec::new();
@@ -344,10 +362,12 @@ mod tests {
         server.await.expect("server done");
         let requests = requests.lock().expect("lock").clone();
         assert_eq!(requests.len(), 2);
-        for (uri, tenant) in requests {
+        // The first connection starts at the canary's start, the second
+        // just after the newest entry received (12).
+        for ((uri, tenant), start) in requests.into_iter().zip([5, 13]) {
             assert_eq!(
                 uri,
-                "/loki/api/v1/tail?query=%7Bstream%3D%22stdout%22%2Cname%3D%22loki-canary%22%7D"
+                format!("/loki/api/v1/tail?query=%7Bstream%3D%22stdout%22%2Cname%3D%22loki-canary%22%7D&start={start}")
             );
             assert_eq!(tenant.as_deref(), Some("team-a"));
         }
@@ -381,6 +401,7 @@ mod tests {
             basic_auth: Some(("user".to_owned(), "pass".to_owned())),
             interval: Duration::from_millis(20),
             reconnect_delay: Duration::from_millis(10),
+            since: 0,
         };
         let tail = tokio::spawn(run_tail(config, sender, metrics.clone(), shutdown.clone()));
         let sockets = tokio::time::timeout(Duration::from_secs(10), server)
@@ -407,8 +428,9 @@ mod tests {
             basic_auth: Some(("user".to_owned(), "pass".to_owned())),
             interval: Duration::from_secs(1),
             reconnect_delay: Duration::from_secs(1),
+            since: 0,
         };
-        let request = tail_request(&config).expect("request");
+        let request = tail_request(&config, 0).expect("request");
         assert_eq!(request.headers()["authorization"], "Basic dXNlcjpwYXNz");
         assert!(request.headers().get("x-scope-orgid").is_none());
         assert_eq!(request.uri().path(), "/loki/api/v1/tail");
