@@ -107,7 +107,9 @@ impl Block {
         };
         Block {
             meta,
-            data: Bytes::from(compressed),
+            // Exactly sized: the ingester holds blocks until they are
+            // flushed, and the compressor's buffer is sized for the worst case.
+            data: Bytes::from(compressed.into_boxed_slice()),
         }
     }
 }
