@@ -111,6 +111,13 @@ impl HeadBlock {
         Some(block)
     }
 
+    /// Gives the (empty) head's buffers back to the allocator.
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        self.text = String::new();
+        self.entries = Vec::new();
+    }
+
     /// Copies the entries with `from <= ts < through` into a new text buffer,
     /// sorted by (timestamp, arrival).
     pub(crate) fn snapshot(&self, from: i64, through: i64) -> (String, Vec<EntryRef>) {

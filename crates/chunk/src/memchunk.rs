@@ -158,6 +158,21 @@ impl MemChunk {
         }
     }
 
+    /// Cuts the head block like [`MemChunk::cut_block`] and frees its
+    /// buffers instead of keeping them for the next entries: what an
+    /// ingester does to a head it must not keep in memory uncompressed.
+    pub fn cut_block_and_release(&mut self) {
+        self.cut_block();
+        self.head.release();
+        self.scratch = Scratch::default();
+    }
+
+    /// Returns the uncompressed size of the head block (what is not
+    /// compressed yet), in the block layout's terms.
+    pub fn head_bytes(&self) -> usize {
+        self.head.layout_size()
+    }
+
     /// Returns whether the chunk should be closed: compressed cut blocks plus the
     /// uncompressed head reach the target size (or 10 blocks without a target).
     pub fn is_full(&self) -> bool {

@@ -39,6 +39,10 @@ pub struct IngesterConfig {
     /// Streams a live tail may drop (its reader too slow) before the list
     /// reported with its next response starts over.
     pub max_dropped_streams: usize,
+    /// Most bytes of uncompressed head blocks over all streams (a Sluice
+    /// setting; 0: no limit). Above it, the largest heads are compressed
+    /// into blocks before they reach `chunk_block_size`.
+    pub max_head_memory_mb: usize,
     /// Write-ahead log.
     pub wal: WalConfig,
 }
@@ -91,6 +95,7 @@ impl Default for IngesterConfig {
             concurrent_flushes: 32,
             flush_op_timeout: Duration::from_secs(10 * 60),
             max_dropped_streams: 10,
+            max_head_memory_mb: 256,
             wal: WalConfig::default(),
         }
     }

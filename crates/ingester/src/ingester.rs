@@ -31,6 +31,10 @@ use crate::query;
 use crate::tail::{TailSender, Tailer};
 use crate::wal_record::{decode, Record};
 
+/// How often the uncompressed head blocks are checked against
+/// `ingester.max_head_memory_mb`.
+const HEAD_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
 /// Where the ingester keeps its state and sends its chunks.
 pub struct IngesterDeps {
     /// Object storage for flushed chunks and index files; `None` keeps
@@ -270,7 +274,7 @@ impl Ingester {
         self.instances.read().get(tenant).cloned()
     }
 
-    fn all_instances(&self) -> Vec<Arc<Instance>> {
+    pub(crate) fn all_instances(&self) -> Vec<Arc<Instance>> {
         self.instances.read().values().cloned().collect()
     }
 
@@ -478,6 +482,43 @@ impl Ingester {
         .map_err(|err| IngesterError::Startup(format!("checkpoint task: {err}")))?
     }
 
+    /// Keeps uncompressed head blocks within `max_head_memory_mb`: when they
+    /// hold more, the largest are compressed into blocks early (their
+    /// buffers freed) until they hold at most three quarters of it. Blocks
+    /// cut early are smaller, so those streams compress a little worse;
+    /// nothing is refused or lost. Returns the streams compressed.
+    pub(crate) fn trim_heads(&self) -> u64 {
+        let limit = self.config.max_head_memory_mb.saturating_mul(1 << 20);
+        let mut heads = Vec::new();
+        let mut total = 0usize;
+        for instance in self.all_instances() {
+            for stream in instance.all_streams() {
+                let bytes = stream.data.lock().head_bytes();
+                if bytes > 0 {
+                    total += bytes;
+                    heads.push((bytes, stream));
+                }
+            }
+        }
+        let mut compressed = 0;
+        if limit > 0 && total > limit {
+            heads.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            let goal = limit / 4 * 3;
+            for (_, stream) in heads {
+                if total <= goal {
+                    break;
+                }
+                total = total.saturating_sub(stream.data.lock().compress_heads());
+                compressed += 1;
+            }
+            self.metrics.heads_compressed_early.inc_by(compressed);
+        }
+        self.metrics
+            .head_block_bytes
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
+        compressed
+    }
+
     /// Runs the flush and checkpoint loop until `shutdown`, then stops
     /// taking pushes and (with `wal.flush_on_shutdown`) flushes everything.
     pub async fn run(self: Arc<Ingester>, shutdown: CancellationToken) {
@@ -486,9 +527,17 @@ impl Ingester {
         let mut checkpoint_tick = tokio::time::interval(self.config.wal.checkpoint_duration);
         checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checkpoint_tick.tick().await;
+        let mut head_tick = tokio::time::interval(HEAD_CHECK_PERIOD);
+        head_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = head_tick.tick(), if self.config.max_head_memory_mb > 0 => {
+                    let ingester = Arc::clone(&self);
+                    if let Err(err) = tokio::task::spawn_blocking(move || ingester.trim_heads()).await {
+                        tracing::error!(error = %err, "head memory check failed");
+                    }
+                }
                 _ = flush_tick.tick() => {
                     self.sweep(false).await;
                 }

@@ -407,3 +407,49 @@ async fn a_sharded_query_reads_each_stream_in_exactly_one_shard() {
     let err = streams_in(&ingester, "{job=\"s\"}", vec!["3_of_3".to_string()]).unwrap_err();
     assert!(err.contains("invalid shard \"3_of_3\""), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_over_the_memory_limit_are_compressed_early_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::fake();
+    let mut config = config();
+    config.max_head_memory_mb = 1;
+    let ingester = open_with(config, dir.path(), None).await;
+    // 100 streams of ~20 KB each: ~2 MB of heads, none near the 256 KiB
+    // block size, so only the memory limit can cut them.
+    for s in 0..100 {
+        ingester
+            .push(&tenant, &push(&format!("{{job=\"heads\", s=\"{s}\"}}"), 0, 1500))
+            .unwrap();
+    }
+    let total_heads = |ingester: &Ingester| -> usize {
+        ingester
+            .all_instances()
+            .iter()
+            .flat_map(|instance| instance.all_streams())
+            .map(|stream| stream.data.lock().head_bytes())
+            .sum()
+    };
+    let before = total_heads(&ingester);
+    assert!(before > 1 << 20, "heads hold {before} bytes before the check");
+    let before_entries = read_all(&ingester, "{job=\"heads\"}");
+    assert_eq!(before_entries.len(), 150_000);
+
+    let compressed = ingester.trim_heads();
+    let after = total_heads(&ingester);
+    assert!(compressed > 0, "no stream was compressed");
+    assert!(
+        after <= (1 << 20) / 4 * 3,
+        "heads hold {after} bytes after the check (limit 1 MiB, goal 3/4)"
+    );
+    assert!(after > 0, "only as many heads as needed are compressed");
+    // Every entry is still there, and a second check has nothing to do.
+    assert_eq!(read_all(&ingester, "{job=\"heads\"}"), before_entries);
+    assert_eq!(ingester.trim_heads(), 0);
+
+    // Pushes after an early cut go to the same chunks, in order.
+    ingester
+        .push(&tenant, &push("{job=\"heads\", s=\"0\"}", 1500, 10))
+        .unwrap();
+    assert_eq!(read_all(&ingester, "{job=\"heads\", s=\"0\"}").len(), 1510);
+}

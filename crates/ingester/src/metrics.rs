@@ -37,6 +37,8 @@ pub(crate) struct IngesterMetrics {
     pub(crate) wal_records_replayed: Counter,
     pub(crate) wal_failures: Counter,
     pub(crate) checkpoints: Counter,
+    pub(crate) head_block_bytes: Gauge,
+    pub(crate) heads_compressed_early: Counter,
 }
 
 impl IngesterMetrics {
@@ -56,6 +58,8 @@ impl IngesterMetrics {
             wal_records_replayed: Counter::default(),
             wal_failures: Counter::default(),
             checkpoints: Counter::default(),
+            head_block_bytes: Gauge::default(),
+            heads_compressed_early: Counter::default(),
         };
         registry.register(
             "loki_ingester_memory_streams",
@@ -126,6 +130,16 @@ impl IngesterMetrics {
             "loki_ingester_checkpoint_creations",
             "Checkpoints written.",
             metrics.checkpoints.clone(),
+        );
+        registry.register(
+            "sluice_ingester_head_block_bytes",
+            "Bytes of uncompressed head blocks over all streams, as of the last check against ingester.max_head_memory_mb.",
+            metrics.head_block_bytes.clone(),
+        );
+        registry.register(
+            "sluice_ingester_heads_compressed_early",
+            "Streams whose head blocks were compressed before reaching chunk_block_size because heads exceeded ingester.max_head_memory_mb.",
+            metrics.heads_compressed_early.clone(),
         );
         metrics
     }

@@ -215,6 +215,25 @@ impl StreamData {
         self.chunks.is_empty()
     }
 
+    /// Bytes of uncompressed head blocks the stream holds.
+    pub(crate) fn head_bytes(&self) -> usize {
+        self.chunks.iter().map(|desc| desc.chunk.head_bytes()).sum()
+    }
+
+    /// Compresses every head block into a block now and frees its buffers;
+    /// returns the uncompressed bytes that were in them.
+    pub(crate) fn compress_heads(&mut self) -> usize {
+        let mut compressed = 0;
+        for desc in &mut self.chunks {
+            let bytes = desc.chunk.head_bytes();
+            if bytes > 0 {
+                desc.chunk.cut_block_and_release();
+                compressed += bytes;
+            }
+        }
+        compressed
+    }
+
     /// Returns up to `limit` entries in `[from, through)` that pass
     /// `keep`, in the query's direction, each line as `render` writes it
     /// (the line itself, or its digest).
