@@ -84,7 +84,7 @@ YAML
     local after lines wal
     after=$(cpu_seconds "${procs[@]}")
     lines=$(grep -oE '[0-9]+ accepted' "$run_dir/report.txt" | grep -oE '^[0-9]+' || true)
-    wal=$(du -sb "$run_dir"/ingester-*/wal | awk '{s += $1} END {printf "%d", s}')
+    wal=$(du -sb "$run_dir"/ingester-*/wal | awk '{s += $1} END {printf "%.0f", s}')
     echo "== replication factor $rf"
     cat "$run_dir/report.txt"
     echo "CPU-seconds (3 ingesters + distributor): $(echo "$after - $before" | bc)"
