@@ -302,16 +302,27 @@ fn chunk_cache_in_memcached_serves_repeated_store_reads() {
     let params = [("limit", "2000"), ("direction", "forward")];
     let (start, end) = (m - 3 * HOUR, m + 2 * HOUR);
     let first = range(&cached, query, start, end, &params);
-    assert_eq!(metric(&cached, "loki_cache_hits"), 0.0);
+    // A limited read goes through the range in windows and may look a chunk
+    // up again in a later window of the same query: only the first lookup
+    // of each chunk can miss.
     let fetched = metric(&cached, "loki_cache_fetched_keys");
+    let hits = metric(&cached, "loki_cache_hits");
     assert!(fetched > 0.0, "chunks were looked up in the cache");
+    assert!(
+        hits < fetched,
+        "the first query found {hits} of {fetched} keys cached"
+    );
     let second = range(&cached, query, start, end, &params);
     assert_eq!(first, second);
     assert_eq!(first, range(&reference, query, start, end, &params));
     assert_eq!(
-        metric(&cached, "loki_cache_hits"),
-        fetched,
+        metric(&cached, "loki_cache_hits") - hits,
+        metric(&cached, "loki_cache_fetched_keys") - fetched,
         "every chunk of the repeated query came from memcached"
+    );
+    assert!(
+        metric(&cached, "loki_cache_fetched_keys") - fetched >= fetched - hits,
+        "the repeated query looked up every chunk again"
     );
 }
 

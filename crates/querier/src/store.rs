@@ -195,9 +195,20 @@ impl Scan<'_> {
                     let chunk = index
                         .store()
                         .get_chunk(tenant.as_str(), &chunk_ref)
+                        .instrument(stage_span!(
+                            "store.chunk_fetch",
+                            tenant = %tenant,
+                            uncompressed_bytes = chunk_ref.size_bytes,
+                        ))
                         .await
                         .map_err(storage_error)?;
+                    let decompress = stage_span!(
+                        "store.chunk_decompress",
+                        tenant = %tenant,
+                        entries = tracing::field::Empty,
+                    );
                     let entries = tokio::task::spawn_blocking(move || {
+                        let _entered = decompress.enter();
                         let mut entries = Vec::new();
                         let mut iter = chunk.iter(from, through, direction)?;
                         while let Some((timestamp, line)) = iter.try_next_entry()? {
@@ -208,6 +219,7 @@ impl Scan<'_> {
                                 }
                             }
                         }
+                        decompress.record("entries", entries.len());
                         Ok::<_, sluice_chunk::ChunkError>(entries)
                     })
                     .await
