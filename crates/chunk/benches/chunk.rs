@@ -99,7 +99,7 @@ fn store(
             block_size,
             DEFAULT_TARGET_SIZE,
         )
-            .expect("round trip");
+        .expect("round trip");
         let mut iter = chunk
             .iter(i64::MIN, i64::MAX, Direction::Forward)
             .expect("iterator");

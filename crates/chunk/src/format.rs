@@ -440,7 +440,8 @@ mod tests {
         let chunk = MemChunk::new(Codec::None, 10, 10);
         let bytes = chunk.encode();
         assert_eq!(bytes.len(), HEADER_LEN + 1 + TRAILER_LEN);
-        let decoded = MemChunk::decode_with_sizes(Bytes::from(bytes.clone()), 10, 10).expect("valid");
+        let decoded =
+            MemChunk::decode_with_sizes(Bytes::from(bytes.clone()), 10, 10).expect("valid");
         assert!(decoded.is_empty());
         assert_eq!(decoded.bounds(), None);
     }

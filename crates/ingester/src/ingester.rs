@@ -502,7 +502,7 @@ impl Ingester {
         }
         let mut compressed = 0;
         if limit > 0 && total > limit {
-            heads.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            heads.sort_unstable_by_key(|head| std::cmp::Reverse(head.0));
             let goal = limit / 4 * 3;
             for (_, stream) in heads {
                 if total <= goal {

@@ -419,7 +419,10 @@ async fn heads_over_the_memory_limit_are_compressed_early_and_nothing_is_lost() 
     // block size, so only the memory limit can cut them.
     for s in 0..100 {
         ingester
-            .push(&tenant, &push(&format!("{{job=\"heads\", s=\"{s}\"}}"), 0, 1500))
+            .push(
+                &tenant,
+                &push(&format!("{{job=\"heads\", s=\"{s}\"}}"), 0, 1500),
+            )
             .unwrap();
     }
     let total_heads = |ingester: &Ingester| -> usize {
@@ -431,7 +434,10 @@ async fn heads_over_the_memory_limit_are_compressed_early_and_nothing_is_lost() 
             .sum()
     };
     let before = total_heads(&ingester);
-    assert!(before > 1 << 20, "heads hold {before} bytes before the check");
+    assert!(
+        before > 1 << 20,
+        "heads hold {before} bytes before the check"
+    );
     let before_entries = read_all(&ingester, "{job=\"heads\"}");
     assert_eq!(before_entries.len(), 150_000);
 

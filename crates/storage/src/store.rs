@@ -189,10 +189,11 @@ impl ChunkStore {
                 reason: "object larger than any chunk".to_string(),
             });
         }
-        let decoded = MemChunk::decode_shared(bytes.clone()).map_err(|err| StorageError::Corrupt {
-            key: key.clone(),
-            reason: err.to_string(),
-        })?;
+        let decoded =
+            MemChunk::decode_shared(bytes.clone()).map_err(|err| StorageError::Corrupt {
+                key: key.clone(),
+                reason: err.to_string(),
+            })?;
         if let Some(cache) = &self.chunk_cache {
             cache.store(&key, bytes).await;
         }
