@@ -24,32 +24,16 @@ HTTP_PORT=${DASH_HTTP_PORT:-3191}
 GRPC_PORT=${DASH_GRPC_PORT:-9191}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-
-if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
-    echo "==> building release binaries"
-    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-fi
-sluice=${SLUICE_BIN:-$target/release/sluice}
-loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
-
-dir=$(mktemp -d -t sluice-dashboard-XXXXXX)
 # shellcheck source=lib/server.sh
 source "$root/scripts/lib/server.sh"
+release_binaries "$root"
+
+dir=$(mktemp -d -t sluice-dashboard-XXXXXX)
 trap 'stop_sluice; rm -rf "$dir"' EXIT
 
-cat >"$dir/config.yaml" <<YAML
-target: all
-auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: $HTTP_PORT
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: $GRPC_PORT
-  log_level: warn
-common:
-  path_prefix: $dir/data
+{
+    server_config "$HTTP_PORT" "$GRPC_PORT" "$dir"
+    cat <<YAML
 ingester:
   wal:
     enabled: true
@@ -70,6 +54,7 @@ limits_config:
 distributor:
   rate_limit: 0
 YAML
+} >"$dir/config.yaml"
 
 start_server() { start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"; }
 

@@ -30,19 +30,11 @@ HTTP_PORT=${MEM_HTTP_PORT:-3193}
 GRPC_PORT=${MEM_GRPC_PORT:-9193}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-
-if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
-    echo "==> building release binaries"
-    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-fi
-sluice=${SLUICE_BIN:-$target/release/sluice}
-loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
-
-dir=$(mktemp -d -t sluice-memory-XXXXXX)
 # shellcheck source=lib/server.sh
 source "$root/scripts/lib/server.sh"
+release_binaries "$root"
+
+dir=$(mktemp -d -t sluice-memory-XXXXXX)
 # The data is thrown away: SIGKILL instead of a flushing shutdown.
 kill_sluice() {
     kill -KILL "$server_pid" 2>/dev/null || true
@@ -51,17 +43,9 @@ kill_sluice() {
 }
 trap 'kill_sluice; rm -rf "$dir"' EXIT
 
-cat >"$dir/config.yaml" <<YAML
-target: all
-auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: $HTTP_PORT
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: $GRPC_PORT
-  log_level: warn
-common:
-  path_prefix: $dir/data
+{
+    server_config "$HTTP_PORT" "$GRPC_PORT" "$dir"
+    cat <<YAML
 ingester:
   # Hold everything: no flush happens during the run.
   flush_check_period: 1h
@@ -74,6 +58,7 @@ limits_config:
 distributor:
   rate_limit: 0
 YAML
+} >"$dir/config.yaml"
 
 kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 metric() { # name: the sum of a metric's samples on /metrics

@@ -36,19 +36,11 @@ HTTP_PORT=${SCAN_HTTP_PORT:-3192}
 GRPC_PORT=${SCAN_GRPC_PORT:-9192}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-
-if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
-    echo "==> building release binaries"
-    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-fi
-sluice=${SLUICE_BIN:-$target/release/sluice}
-loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
-
-dir=$(mktemp -d -t sluice-scan-XXXXXX)
 # shellcheck source=lib/server.sh
 source "$root/scripts/lib/server.sh"
+release_binaries "$root"
+
+dir=$(mktemp -d -t sluice-scan-XXXXXX)
 cleanup() {
     stop_sluice
     if [[ "${SCAN_KEEP:-}" == 1 ]]; then echo "kept $dir"; else rm -rf "$dir"; fi
@@ -103,19 +95,11 @@ PY
 }
 
 write_config() {
-    cat >"$dir/config.yaml" <<YAML
-target: all
-auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: $HTTP_PORT
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: $GRPC_PORT
-  log_level: warn
-  http_server_read_timeout: 10m
+    {
+        server_config "$HTTP_PORT" "$GRPC_PORT" "$dir" "  http_server_read_timeout: 10m
   http_server_write_timeout: 10m
-common:
-  path_prefix: $dir/data
+"
+        cat <<YAML
 ingester:
   wal:
     enabled: false
@@ -137,6 +121,7 @@ limits_config:
 distributor:
   rate_limit: 0
 YAML
+    } >"$dir/config.yaml"
 }
 
 echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"

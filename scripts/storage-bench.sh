@@ -23,19 +23,11 @@ HTTP_PORT=${STORAGE_HTTP_PORT:-3194}
 GRPC_PORT=${STORAGE_GRPC_PORT:-9194}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-
-if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
-    echo "==> building release binaries"
-    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-fi
-sluice=${SLUICE_BIN:-$target/release/sluice}
-loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
-
-dir=$(mktemp -d -t sluice-storage-XXXXXX)
 # shellcheck source=lib/server.sh
 source "$root/scripts/lib/server.sh"
+release_binaries "$root"
+
+dir=$(mktemp -d -t sluice-storage-XXXXXX)
 trap 'stop_sluice; rm -rf "$dir"' EXIT
 
 bytes_under() { # total size of the files under a directory whose path matches a pattern
@@ -45,17 +37,9 @@ bytes_under() { # total size of the files under a directory whose path matches a
 printf '%-8s %14s %14s %12s %12s %10s\n' codec 'log bytes' 'chunk bytes' 'index bytes' 'stored/log' 'ratio'
 for codec in $CODECS; do
     rm -rf "$dir/data"
-    cat >"$dir/config.yaml" <<YAML
-target: all
-auth_enabled: false
-server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: $HTTP_PORT
-  grpc_listen_address: 127.0.0.1
-  grpc_listen_port: $GRPC_PORT
-  log_level: warn
-common:
-  path_prefix: $dir/data
+    {
+        server_config "$HTTP_PORT" "$GRPC_PORT" "$dir"
+        cat <<YAML
 ingester:
   chunk_encoding: $codec
   wal:
@@ -67,6 +51,7 @@ limits_config:
 distributor:
   rate_limit: 0
 YAML
+    } >"$dir/config.yaml"
     start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
     "$loadgen" push --addr "http://127.0.0.1:$HTTP_PORT" \
         --streams "$STREAMS" --format mixed --concurrency "$STREAMS" \

@@ -173,6 +173,34 @@ pub fn start_node(cluster: &ClusterConfig, target: &str, instance_id: &str) -> S
     SluiceProcess::start(node_options(cluster, target, instance_id, ""))
 }
 
+/// Starts the read path as the chart deploys it: a query frontend, and a
+/// querier that pulls its work from the frontend, which passes live tails
+/// to the querier's HTTP port (Loki's `tail_proxy_url`). Returns
+/// `(frontend, querier)`.
+pub fn start_read_path(cluster: &ClusterConfig) -> (SluiceProcess, SluiceProcess) {
+    let querier_http = free_port();
+    let frontend = SluiceProcess::start(node_options(
+        cluster,
+        "query-frontend",
+        "frontend-0",
+        &format!("frontend:\n  tail_proxy_url: http://127.0.0.1:{querier_http}\n"),
+    ));
+    let querier = SluiceProcess::start(
+        node_options(
+            cluster,
+            "querier",
+            "querier-0",
+            &format!(
+                "frontend_worker:\n  frontend_address: 127.0.0.1:{}\n",
+                frontend.grpc_port()
+            ),
+        )
+        .arg(format!("-server.http-listen-port={querier_http}"))
+        .expect_http_port(querier_http),
+    );
+    (frontend, querier)
+}
+
 /// The ring as `/ring` shows it in JSON: instance id → (state, healthy).
 pub fn ring_states(p: &SluiceProcess, path: &str) -> BTreeMap<String, (String, bool)> {
     let resp = p.send(

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_integration_tests::cluster::{
-    node_options, ring_states, start_node, store_dir, wait_ring_active, ClusterConfig, Memcached,
+    ring_states, start_node, start_read_path, store_dir, wait_ring_active, ClusterConfig, Memcached,
 };
 use sluice_integration_tests::{
     free_port, http_client, now_ns, prom, sluice_bin, tail, Failures, SluiceProcess, SEC,
@@ -198,26 +198,7 @@ fn canary_misses_nothing_while_an_ingester_is_killed_and_restarted() {
         .map(|id| start_node(&config, "ingester", id))
         .collect();
     let distributor = start_node(&config, "distributor", "distributor-0");
-    let querier_http = free_port();
-    let frontend = SluiceProcess::start(node_options(
-        &config,
-        "query-frontend",
-        "frontend-0",
-        &format!("frontend:\n  tail_proxy_url: http://127.0.0.1:{querier_http}\n"),
-    ));
-    let querier = SluiceProcess::start(
-        node_options(
-            &config,
-            "querier",
-            "querier-0",
-            &format!(
-                "frontend_worker:\n  frontend_address: 127.0.0.1:{}\n",
-                frontend.grpc_port()
-            ),
-        )
-        .arg(format!("-server.http-listen-port={querier_http}"))
-        .expect_http_port(querier_http),
-    );
+    let (frontend, querier) = start_read_path(&config);
     wait_ring_active(&distributor, &INGESTERS, RING_TIMEOUT);
     wait_ring_active(&querier, &INGESTERS, RING_TIMEOUT);
 

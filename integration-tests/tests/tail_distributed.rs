@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sluice_integration_tests::cluster::{
-    node_options, start_node, store_dir, wait_ring_active, ClusterConfig, Memcached,
+    start_node, start_read_path, store_dir, wait_ring_active, ClusterConfig, Memcached,
 };
 use sluice_integration_tests::live_tail::TailClient;
-use sluice_integration_tests::{free_port, now_ns, SluiceProcess, Stream, SEC};
+use sluice_integration_tests::{now_ns, SluiceProcess, Stream, SEC};
 
 const INGESTERS: [&str; 3] = ["ingester-0", "ingester-1", "ingester-2"];
 const RING_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,26 +69,7 @@ fn three_replicas_are_tailed_and_counted_once() {
     let distributor = start_node(&config, "distributor", "distributor-0");
     // The frontend proxies tails to the querier's HTTP port; the querier
     // pulls every other request from the frontend.
-    let querier_http = free_port();
-    let frontend = SluiceProcess::start(node_options(
-        &config,
-        "query-frontend",
-        "frontend-0",
-        &format!("frontend:\n  tail_proxy_url: http://127.0.0.1:{querier_http}\n"),
-    ));
-    let querier = SluiceProcess::start(
-        node_options(
-            &config,
-            "querier",
-            "querier-0",
-            &format!(
-                "frontend_worker:\n  frontend_address: 127.0.0.1:{}\n",
-                frontend.grpc_port()
-            ),
-        )
-        .arg(format!("-server.http-listen-port={querier_http}"))
-        .expect_http_port(querier_http),
-    );
+    let (frontend, querier) = start_read_path(&config);
     wait_ring_active(&distributor, &INGESTERS, RING_TIMEOUT);
     wait_ring_active(&querier, &INGESTERS, RING_TIMEOUT);
 

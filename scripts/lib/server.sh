@@ -1,9 +1,42 @@
-# Sourced by the benchmark scripts: start and stop one sluice process.
+# Sourced by the benchmark scripts: find the binaries, write the common head
+# of a config, start and stop one sluice process.
 #
+#   release_binaries ROOT                      sets sluice and loadgen (builds release
+#                                              binaries unless SLUICE_BIN and LOADGEN_BIN are set)
+#   server_config HTTP_PORT GRPC_PORT DIR [LINES]
+#                                              prints an all-in-one config's head: loopback
+#                                              ports, warn logs, LINES more of the server
+#                                              block, state under DIR/data
 #   start_sluice BINARY CONFIG LOG HTTP_PORT   sets server_pid, waits for /ready
 #   stop_sluice                                SIGTERM (it flushes), then SIGKILL after 60 s
 
 server_pid=
+
+release_binaries() {
+    local root=$1 target=${CARGO_TARGET_DIR:-$1/target}
+    case "$target" in /*) ;; *) target=$root/$target ;; esac
+    if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+        echo "==> building release binaries"
+        (cd "$root" && "${CARGO:-cargo}" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
+    fi
+    sluice=${SLUICE_BIN:-$target/release/sluice}
+    loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
+}
+
+server_config() {
+    cat <<YAML
+target: all
+auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: $1
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: $2
+  log_level: warn
+${4:-}common:
+  path_prefix: $3/data
+YAML
+}
 
 start_sluice() {
     local binary=$1 config=$2 log=$3 port=$4
