@@ -131,12 +131,29 @@ impl MemChunk {
         MemChunk::decode_with_sizes(bytes, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE)
     }
 
+    /// Like [`MemChunk::decode_shared`], for an object whose bytes the caller
+    /// has already checked against a checksum of the whole object (the
+    /// index's): the blocks' own CRCs are not computed again. The meta
+    /// section's CRC still is.
+    pub fn decode_verified(bytes: Bytes) -> Result<MemChunk, ChunkError> {
+        MemChunk::decode_checked(bytes, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE, false)
+    }
+
     /// Like [`MemChunk::decode`], with the block and target sizes that later
     /// appends should use.
     pub fn decode_with_sizes(
         bytes: Bytes,
         block_size: usize,
         target_size: usize,
+    ) -> Result<MemChunk, ChunkError> {
+        MemChunk::decode_checked(bytes, block_size, target_size, true)
+    }
+
+    fn decode_checked(
+        bytes: Bytes,
+        block_size: usize,
+        target_size: usize,
+        check_blocks: bool,
     ) -> Result<MemChunk, ChunkError> {
         if bytes.len() < HEADER_LEN + TRAILER_LEN {
             return Err(ChunkError::corrupt(format!(
@@ -152,17 +169,19 @@ impl MemChunk {
             });
         }
         let format = ChunkFormat::from_version(bytes[4])?;
-        decode_container(format, bytes, block_size, target_size)
+        decode_container(format, bytes, block_size, target_size, check_blocks)
     }
 }
 
 /// Reads the container shared by every format version; the blocks' bytes are
-/// only checked against their CRCs here, and parsed when a query opens them.
+/// checked against their CRCs here (unless `check_blocks` is false: the caller
+/// verified the whole object), and parsed when a query opens them.
 fn decode_container(
     format: ChunkFormat,
     object: Bytes,
     block_size: usize,
     target_size: usize,
+    check_blocks: bool,
 ) -> Result<MemChunk, ChunkError> {
     let bytes = &object[..];
     let codec = Codec::from_id(bytes[5])?;
@@ -192,7 +211,7 @@ fn decode_container(
             })?;
         let data = object.slice(offset..data_end);
         let stored = read_u32(bytes, data_end)?;
-        if crc32fast::hash(&data) != stored {
+        if check_blocks && crc32fast::hash(&data) != stored {
             return Err(ChunkError::ChecksumMismatch { block: index });
         }
         block_meta.checksum = stored;
@@ -321,6 +340,35 @@ mod tests {
             let crc = crc32fast::hash(&bytes[offset..offset + len]);
             bytes[offset + len..offset + len + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
         }
+    }
+
+    #[test]
+    fn verified_objects_skip_only_the_block_crcs() {
+        let encoded = sample_chunk_in(ChunkFormat::V2).encode();
+        let entries = |chunk: &MemChunk| {
+            chunk
+                .iter(i64::MIN, i64::MAX, crate::Direction::Forward)
+                .unwrap()
+                .collect_all()
+        };
+        let checked = MemChunk::decode(&encoded).expect("valid");
+        let verified = MemChunk::decode_verified(Bytes::from(encoded.clone())).expect("valid");
+        assert_eq!(entries(&verified), entries(&checked));
+
+        // A flipped byte in the first block's data: the full decode refuses
+        // it, the verified one leaves it to the object checksum its caller
+        // compared; a flipped byte in the meta section is refused by both.
+        let mut bad_block = encoded.clone();
+        bad_block[HEADER_LEN + 1] ^= 0xff;
+        assert!(matches!(
+            MemChunk::decode(&bad_block),
+            Err(ChunkError::ChecksumMismatch { block: 0 })
+        ));
+        assert!(MemChunk::decode_verified(Bytes::from(bad_block)).is_ok());
+        let mut bad_meta = encoded;
+        let meta_byte = bad_meta.len() - TRAILER_LEN - 1;
+        bad_meta[meta_byte] ^= 0xff;
+        assert!(MemChunk::decode_verified(Bytes::from(bad_meta)).is_err());
     }
 
     #[test]

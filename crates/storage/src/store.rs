@@ -167,7 +167,7 @@ impl ChunkStore {
         if let Some(cache) = &self.chunk_cache {
             let cached = cache.fetch(std::slice::from_ref(&key)).await.remove(&key);
             if let Some(bytes) = cached.filter(|bytes| crc32fast::hash(bytes) == chunk.checksum) {
-                if let Ok(decoded) = MemChunk::decode_shared(bytes) {
+                if let Ok(decoded) = MemChunk::decode_verified(bytes) {
                     return Ok(decoded);
                 }
             }
@@ -190,7 +190,7 @@ impl ChunkStore {
             });
         }
         let decoded =
-            MemChunk::decode_shared(bytes.clone()).map_err(|err| StorageError::Corrupt {
+            MemChunk::decode_verified(bytes.clone()).map_err(|err| StorageError::Corrupt {
                 key: key.clone(),
                 reason: err.to_string(),
             })?;
