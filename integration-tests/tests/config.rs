@@ -254,3 +254,20 @@ fn log_level_flag_and_target_all_start() {
         "/config shows the flag's log level:\n{c}"
     );
 }
+
+/// Loki's `storage_config.index_queries_cache_config` loads (a Loki config
+/// must work unchanged) and the process says it does not use it.
+#[test]
+fn lokis_index_queries_cache_block_loads_with_a_warning() {
+    let s = SluiceProcess::start(SluiceOptions::new().extra_yaml(
+        "storage_config:\n  index_queries_cache_config:\n    memcached_client:\n      \
+         addresses: [127.0.0.1:11211]\n      timeout: 500ms\n",
+    ));
+    assert_eq!(s.get("/ready", &[], None).status, 200);
+    let stderr = s.stderr_text();
+    assert!(
+        stderr.contains("index_queries_cache_config is not used"),
+        "no warning about the unused index queries cache:\n{}",
+        tail(&stderr, 2000)
+    );
+}

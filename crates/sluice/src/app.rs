@@ -81,6 +81,16 @@ pub(crate) async fn run(config: Config, shutdown: CancellationToken) -> anyhow::
             )),
     );
     tracing::info!(backends = %store.describe(), "object storage ready");
+    if config
+        .storage_config
+        .index_queries_cache_config
+        .is_configured()
+    {
+        tracing::warn!(
+            "storage_config.index_queries_cache_config is not used: queriers answer index \
+             lookups from the index files they download, faster than a cache round trip"
+        );
+    }
 
     let ring_config = ring_setup::resolve(&config.common.ring, grpc_addr);
     if targets.uses_ring() {

@@ -22,6 +22,10 @@ pub struct StorageConfig {
     /// `boltdb_shipper` keys are accepted as aliases).
     #[serde(alias = "tsdb_shipper", alias = "boltdb_shipper")]
     pub index_shipper: IndexShipperConfig,
+    /// Loki's cache of index lookups. Accepted so Loki configs load, not
+    /// used: queriers answer lookups from the index files they download,
+    /// faster than a cache round trip (a warning says so at startup).
+    pub index_queries_cache_config: sluice_cache::CacheConfig,
 }
 
 /// `chunk_store_config`.
