@@ -49,6 +49,19 @@ impl TailClient {
         tenant: Option<&str>,
         params: &[(&str, &str)],
     ) -> TailClient {
+        let headers: Vec<(&str, &str)> = tenant
+            .map(|tenant| ("X-Scope-OrgID", tenant))
+            .into_iter()
+            .collect();
+        TailClient::connect_with_headers(p, &headers, params)
+    }
+
+    /// [`TailClient::connect`] sending these request headers too.
+    pub fn connect_with_headers(
+        p: &SluiceProcess,
+        headers: &[(&str, &str)],
+        params: &[(&str, &str)],
+    ) -> TailClient {
         let query: String = params
             .iter()
             .map(|(key, value)| format!("{key}={}", encode(value)))
@@ -59,10 +72,10 @@ impl TailClient {
             .as_str()
             .into_client_request()
             .unwrap_or_else(|err| panic!("tail URL {url}: {err}"));
-        if let Some(tenant) = tenant {
+        for (name, value) in headers {
             request.headers_mut().insert(
-                "X-Scope-OrgID",
-                tenant.parse().expect("tenant is a header value"),
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                value.parse().expect("a header value"),
             );
         }
         let (socket, response) =

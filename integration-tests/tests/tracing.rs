@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sluice_integration_tests::cluster::{wait_ring_active, Memcached};
+use sluice_integration_tests::live_tail::TailClient;
 use sluice_integration_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use sluice_integration_tests::{
-    now_ns, proto_push_body, SluiceOptions, SluiceProcess, Stream, Value, SEC,
+    free_port, now_ns, proto_push_body, SluiceOptions, SluiceProcess, Stream, Value, SEC,
 };
 
 const TRACE_WAIT: Duration = Duration::from_secs(30);
@@ -26,10 +27,27 @@ fn node(
     otlp: (&str, &str),
     frontend: Option<String>,
 ) -> SluiceProcess {
-    let (endpoint, protocol) = otlp;
     let frontend_worker = frontend
         .map(|addr| format!("frontend_worker:\n  frontend_address: {addr}\n"))
         .unwrap_or_default();
+    SluiceProcess::start(node_options(
+        target,
+        memcached,
+        store,
+        otlp,
+        &frontend_worker,
+    ))
+}
+
+/// The options of [`node`], with `extra` YAML of its own.
+fn node_options(
+    target: &str,
+    memcached: &str,
+    store: &Path,
+    otlp: (&str, &str),
+    extra: &str,
+) -> SluiceOptions {
+    let (endpoint, protocol) = otlp;
     let yaml = format!(
         "auth_enabled: false\n\
          server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: @HTTP_PORT@\n  \
@@ -41,16 +59,14 @@ fn node(
          storage_config:\n  filesystem:\n    directory: {store}\n  index_shipper:\n    resync_interval: 1s\n\
          limits_config:\n  split_queries_by_interval: 0s\n\
          tracing:\n  otlp_endpoint: {endpoint}\n  otlp_protocol: {protocol}\n\
-         {frontend_worker}",
+         {extra}",
         store = store.display(),
     );
-    SluiceProcess::start(
-        SluiceOptions::new()
-            .yaml(yaml)
-            .target(target)
-            // Export every 100 ms instead of every 5 s.
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    )
+    SluiceOptions::new()
+        .yaml(yaml)
+        .target(target)
+        // Export every 100 ms instead of every 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
 }
 
 /// Sends a request and returns status, body and the `X-Trace-Id` header.
@@ -401,4 +417,75 @@ fn untraced_without_endpoint_and_sampling_follows_the_caller() {
         .map(|span| span.trace_id)
         .collect();
     assert_eq!(traces.len(), 1, "{traces:?}");
+}
+
+/// A live tail opened on a query frontend that proxies it to a querier
+/// (`frontend.tail_proxy_url`) is one trace: the querier's span for the
+/// tail continues the frontend's, which continues the caller's.
+#[test]
+fn a_tail_proxied_by_the_frontend_is_one_trace() {
+    let memcached = Memcached::start();
+    let receiver = OtlpReceiver::start();
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = root.path().join("store");
+    std::fs::create_dir_all(&store).expect("store dir");
+    let grpc = receiver.grpc_endpoint();
+    let _ingester = node("ingester", &memcached.addr(), &store, (&grpc, "grpc"), None);
+    let querier_http = free_port();
+    let frontend = SluiceProcess::start(node_options(
+        "query-frontend",
+        &memcached.addr(),
+        &store,
+        (&grpc, "grpc"),
+        &format!("frontend:\n  tail_proxy_url: http://127.0.0.1:{querier_http}\n"),
+    ));
+    let querier = SluiceProcess::start(
+        node_options(
+            "querier",
+            &memcached.addr(),
+            &store,
+            (&grpc, "grpc"),
+            &format!(
+                "frontend_worker:\n  frontend_address: {}\n",
+                frontend.grpc_addr()
+            ),
+        )
+        .arg(format!("-server.http-listen-port={querier_http}"))
+        .expect_http_port(querier_http),
+    );
+    wait_ring_active(&querier, &["ingester-0"], Duration::from_secs(30));
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{trace}-{caller_span}-01");
+    let tail = TailClient::connect_with_headers(
+        &frontend,
+        &[("traceparent", traceparent.as_str())],
+        &[("query", r#"{job="traced"}"#)],
+    );
+    let spans = receiver.wait_trace(trace, TRACE_WAIT, |spans| {
+        spans.iter().any(|span| span.service == "sluice-querier")
+    });
+    tail.close();
+    let from = |service: &str| -> Vec<&ReceivedSpan> {
+        spans
+            .iter()
+            .filter(|span| span.service == service)
+            .collect()
+    };
+    let frontend_spans = from("sluice-query-frontend");
+    let querier_spans = from("sluice-querier");
+    assert!(
+        frontend_spans
+            .iter()
+            .any(|span| span.parent_span_id == caller_span),
+        "the frontend's span continues the caller's: {spans:#?}"
+    );
+    assert!(
+        !querier_spans.is_empty()
+            && querier_spans.iter().any(|span| frontend_spans
+                .iter()
+                .any(|parent| parent.span_id == span.parent_span_id)),
+        "the querier's span continues the frontend's: {spans:#?}"
+    );
 }

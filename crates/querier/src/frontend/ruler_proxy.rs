@@ -73,6 +73,10 @@ async fn forward(State(frontend): State<Arc<Frontend>>, request: Request) -> Res
             upstream = upstream.header(name, value.clone());
         }
     }
+    // The ruler's spans join this request's trace.
+    for (name, value) in sluice_common::telemetry::context_headers(&tracing::Span::current()) {
+        upstream = upstream.header(name, value);
+    }
     let answer = match upstream.send().await {
         Ok(answer) => answer,
         Err(err) => {

@@ -68,6 +68,15 @@ pub(super) async fn tail(
             .headers_mut()
             .append(ORG_ID_HEADER, value.clone());
     }
+    // The querier's spans join this request's trace.
+    for (name, value) in sluice_common::telemetry::context_headers(&tracing::Span::current()) {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(&value),
+        ) {
+            upstream_request.headers_mut().insert(name, value);
+        }
+    }
     let upstream = match tokio_tungstenite::connect_async(upstream_request).await {
         Ok((upstream, _)) => upstream,
         Err(tungstenite::Error::Http(answer)) => {
