@@ -66,6 +66,25 @@ pub struct WalConfig {
     /// fsynced (concurrent pushes share one fsync); `never`: written to the
     /// OS only, faster and unsafe on power loss.
     pub fsync: FsyncMode,
+    /// `snappy`: push records are compressed before they are written (a
+    /// Sluice setting; replay reads either kind); `none`: written as they are.
+    pub compression: WalCompression,
+}
+
+/// How push records are stored in the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalCompression {
+    /// As they are.
+    None,
+    /// Raw snappy, as the distributor receives pushes.
+    Snappy,
+}
+
+impl WalCompression {
+    pub(crate) fn is_snappy(self) -> bool {
+        self == WalCompression::Snappy
+    }
 }
 
 /// When WAL writes are made durable.
@@ -110,6 +129,7 @@ impl Default for WalConfig {
             flush_on_shutdown: true,
             replay_memory_ceiling: 4 << 30,
             fsync: FsyncMode::Always,
+            compression: WalCompression::Snappy,
         }
     }
 }

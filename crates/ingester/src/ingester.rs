@@ -29,7 +29,7 @@ use crate::limits::IngesterLimits;
 use crate::metrics::IngesterMetrics;
 use crate::query;
 use crate::tail::{TailSender, Tailer};
-use crate::wal_record::{decode, Record};
+use crate::wal_record::{decode, expand, Record};
 
 /// How often the uncompressed head blocks are checked against
 /// `ingester.max_head_memory_mb`.
@@ -178,7 +178,12 @@ impl Ingester {
                 break;
             };
             records += 1;
-            let result = match decode(record.data) {
+            let expanded = expand(record.data);
+            let decoded = match &expanded {
+                Ok(inner) => decode(inner.as_deref().unwrap_or(record.data)),
+                Err(err) => Err(err.clone()),
+            };
+            let result = match decoded {
                 Ok(Record::Push {
                     seq,
                     tenant,

@@ -174,7 +174,7 @@ impl Instance {
                 bytes = size,
             )
             .in_scope(|| {
-                wal.submit(builder.finish())
+                wal.submit(builder.finish(context.config.wal.compression.is_snappy()))
                     .and_then(|ticket| ticket.wait())
             });
             if let Err(err) = durable {

@@ -23,7 +23,7 @@ mod stream;
 mod tail;
 mod wal_record;
 
-pub use config::{FsyncMode, IngesterConfig, WalConfig};
+pub use config::{FsyncMode, IngesterConfig, WalCompression, WalConfig};
 pub use error::IngesterError;
 pub use flush::SweepOutcome;
 pub use http::router;

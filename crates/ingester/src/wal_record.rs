@@ -11,13 +11,22 @@
 //! checkpoint: 0x02 seq tenant_len tenant labels_len labels has_last
 //!             [ last_ts last_line_len last_line ] chunks_count
 //!             { closed chunk_len chunk_bytes }
+//! compressed: 0x03 snappy_raw(push record, from its 0x01 on)
 //! ```
+//!
+//! With `ingester.wal.compression: snappy` push records are written
+//! compressed; replay reads both kinds, whatever the setting.
 
 use bytes::Buf;
 use prost::encoding::{decode_varint, encode_varint};
 
 const PUSH: u8 = 1;
 const CHECKPOINT: u8 = 2;
+const SNAPPY: u8 = 3;
+
+/// The most bytes a compressed record may expand to (a push is bounded by
+/// the server's message size limits far below this).
+const MAX_EXPANDED: usize = 1 << 30;
 
 /// A stream part of a decoded push record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +93,23 @@ impl PushRecordBuilder {
         }
     }
 
-    pub(crate) fn finish(mut self) -> Vec<u8> {
+    /// The record's bytes, snappy-compressed when `compress` (unless the
+    /// record is too large for snappy, then plain).
+    pub(crate) fn finish(mut self, compress: bool) -> Vec<u8> {
         self.buffer[self.streams_at..self.streams_at + 4]
             .copy_from_slice(&self.streams.to_le_bytes());
-        self.buffer
+        if !compress {
+            return self.buffer;
+        }
+        let mut out = vec![0; 1 + snap::raw::max_compress_len(self.buffer.len())];
+        match snap::raw::Encoder::new().compress(&self.buffer, &mut out[1..]) {
+            Ok(written) if written > 0 => {
+                out[0] = SNAPPY;
+                out.truncate(1 + written);
+                out
+            }
+            _ => self.buffer,
+        }
     }
 }
 
@@ -120,6 +142,23 @@ pub(crate) fn encode_checkpoint(
         buffer.extend_from_slice(bytes);
     }
     buffer
+}
+
+/// Returns the record inside a compressed record (`None` for a plain one,
+/// which [`decode`] reads as it is).
+pub(crate) fn expand(record: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let Some((&SNAPPY, body)) = record.split_first() else {
+        return Ok(None);
+    };
+    let length =
+        snap::raw::decompress_len(body).map_err(|err| format!("compressed record: {err}"))?;
+    if length > MAX_EXPANDED {
+        return Err(format!("compressed record claims {length} bytes"));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map(Some)
+        .map_err(|err| format!("compressed record: {err}"))
 }
 
 /// Decodes a record; errors describe what is malformed.
@@ -252,7 +291,12 @@ mod tests {
         let mut builder = PushRecordBuilder::new(42, "tenant-a", 128);
         builder.add_stream("{a=\"1\"}", 2, [(5, "x"), (-3, "yy")].into_iter());
         builder.add_stream("{b=\"2\"}", 1, [(i64::MAX, "")].into_iter());
-        let bytes = builder.finish();
+        let bytes = builder.finish(false);
+        assert_eq!(
+            expand(&bytes).unwrap(),
+            None,
+            "a plain record is read as it is"
+        );
         assert_eq!(
             decode(&bytes).unwrap(),
             Record::Push {
@@ -270,6 +314,44 @@ mod tests {
                 ],
             }
         );
+    }
+
+    #[test]
+    fn compressed_push_records_expand_to_the_plain_record() {
+        let build = || {
+            let mut builder = PushRecordBuilder::new(9, "t", 4096);
+            let lines: Vec<String> = (0..100)
+                .map(|i| {
+                    format!(
+                        "level=info msg=\"request served\" route=/api/v1/items status=200 i={i}"
+                    )
+                })
+                .collect();
+            builder.add_stream(
+                "{app=\"x\"}",
+                lines.len(),
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| (i as i64, line.as_str())),
+            );
+            builder
+        };
+        let plain = build().finish(false);
+        let compressed = build().finish(true);
+        assert_eq!(compressed[0], SNAPPY);
+        assert!(
+            compressed.len() * 3 < plain.len(),
+            "{} compressed bytes for {} plain",
+            compressed.len(),
+            plain.len()
+        );
+        assert_eq!(expand(&compressed).unwrap().as_deref(), Some(&plain[..]));
+        // A damaged compressed record is an error, never a panic.
+        for cut in 1..compressed.len() {
+            let _ = expand(&compressed[..cut]);
+        }
+        assert!(expand(&[SNAPPY, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
     }
 
     #[test]
@@ -292,7 +374,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let mut builder = PushRecordBuilder::new(1, "t", 16);
         builder.add_stream("{a=\"1\"}", 1, [(1, "line")].into_iter());
-        let bytes = builder.finish();
+        let bytes = builder.finish(false);
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes");
         }
