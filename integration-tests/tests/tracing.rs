@@ -129,13 +129,37 @@ fn assert_parent(spans: &[ReceivedSpan], child: &ReceivedSpan, parent: &str) {
     );
 }
 
+/// What every traced cluster shares: a memcached ring, an OTLP receiver
+/// and a filesystem store in a temporary directory.
+struct Traced {
+    memcached: Memcached,
+    receiver: OtlpReceiver,
+    _root: tempfile::TempDir,
+    store: std::path::PathBuf,
+}
+
+impl Traced {
+    fn start() -> Traced {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = root.path().join("store");
+        std::fs::create_dir_all(&store).expect("store dir");
+        Traced {
+            memcached: Memcached::start(),
+            receiver: OtlpReceiver::start(),
+            _root: root,
+            store,
+        }
+    }
+}
+
 #[test]
 fn push_and_query_each_make_one_trace_across_processes() {
-    let memcached = Memcached::start();
-    let receiver = OtlpReceiver::start();
-    let root = tempfile::tempdir().expect("tempdir");
-    let store = root.path().join("store");
-    std::fs::create_dir_all(&store).expect("store dir");
+    let Traced {
+        memcached,
+        receiver,
+        _root,
+        store,
+    } = Traced::start();
     let grpc = receiver.grpc_endpoint();
     let http = receiver.http_endpoint();
     let frontend = node(
@@ -424,11 +448,12 @@ fn untraced_without_endpoint_and_sampling_follows_the_caller() {
 /// tail continues the frontend's, which continues the caller's.
 #[test]
 fn a_tail_proxied_by_the_frontend_is_one_trace() {
-    let memcached = Memcached::start();
-    let receiver = OtlpReceiver::start();
-    let root = tempfile::tempdir().expect("tempdir");
-    let store = root.path().join("store");
-    std::fs::create_dir_all(&store).expect("store dir");
+    let Traced {
+        memcached,
+        receiver,
+        _root,
+        store,
+    } = Traced::start();
     let grpc = receiver.grpc_endpoint();
     let _ingester = node("ingester", &memcached.addr(), &store, (&grpc, "grpc"), None);
     let querier_http = free_port();
