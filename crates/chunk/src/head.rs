@@ -4,6 +4,11 @@ use crate::block::{self, Block, EntryRef, Scratch};
 use crate::codec::Codec;
 use crate::format::ChunkFormat;
 
+/// Smallest text buffer a head allocates.
+const MIN_TEXT: usize = 512;
+/// Smallest entry list a head allocates.
+const MIN_ENTRIES: usize = 8;
+
 /// Entries in arrival order: all lines in one `String`, plus one [`EntryRef`]
 /// per entry, so appending never allocates per line.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +29,17 @@ impl HeadBlock {
         } else {
             self.min_ts = self.min_ts.min(ts);
             self.max_ts = self.max_ts.max(ts);
+        }
+        // Grow by half, not double: an ingester holds one head per stream,
+        // and with many streams the unused half of doubled buffers adds up.
+        let needed = self.text.len() + line.len();
+        if needed > self.text.capacity() {
+            let target = needed.max(self.text.len() + self.text.len() / 2).max(MIN_TEXT);
+            self.text.reserve_exact(target - self.text.len());
+        }
+        if self.entries.len() == self.entries.capacity() {
+            let target = (self.entries.len() + self.entries.len() / 2).max(MIN_ENTRIES);
+            self.entries.reserve_exact(target - self.entries.len());
         }
         self.entries.push(EntryRef {
             ts,
