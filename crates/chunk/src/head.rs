@@ -34,7 +34,9 @@ impl HeadBlock {
         // and with many streams the unused half of doubled buffers adds up.
         let needed = self.text.len() + line.len();
         if needed > self.text.capacity() {
-            let target = needed.max(self.text.len() + self.text.len() / 2).max(MIN_TEXT);
+            let target = needed
+                .max(self.text.len() + self.text.len() / 2)
+                .max(MIN_TEXT);
             self.text.reserve_exact(target - self.text.len());
         }
         if self.entries.len() == self.entries.capacity() {
