@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make loadtest`: end-to-end ingest and query numbers on this machine.
 #
-# Builds release binaries, starts `sluice -target=all` with the WAL on
+# Builds release binaries (unless SLUICE_BIN and LOADGEN_BIN name them), starts `sluice -target=all` with the WAL on
 # (fsync always, the default) in a temporary directory, pushes with
 # sluice-loadgen in the shape of the Loki numbers we compare with (~71
 # streams, batches of 1000 lines, 32 concurrent requests) for a fixed time,
@@ -28,15 +28,11 @@ JSON_FLAG=()
 if [[ "${LOADTEST_JSON:-0}" == 1 ]]; then JSON_FLAG=(--json); fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-case "$target" in /*) ;; *) target=$root/$target ;; esac
-
-echo "==> building release binaries"
-(cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-
-dir=$(mktemp -d -t sluice-loadtest-XXXXXX)
 # shellcheck source=lib/server.sh
 source "$root/scripts/lib/server.sh"
+release_binaries "$root"
+
+dir=$(mktemp -d -t sluice-loadtest-XXXXXX)
 trap 'stop_sluice; rm -rf "$dir"' EXIT
 
 cat >"$dir/config.yaml" <<YAML
@@ -69,11 +65,11 @@ limits_config:
 YAML
 
 echo "==> starting sluice (WAL on, fsync $FSYNC) in $dir"
-start_sluice "$target/release/sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
+start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
 
 echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENCY concurrent, $DURATION"
-"$target/release/sluice-loadgen" push \
+"$loadgen" push \
     --addr "http://127.0.0.1:$HTTP_PORT" \
     --streams "$STREAMS" --format "$FORMAT" \
     --batch-size "$BATCH" --concurrency "$CONCURRENCY" \
@@ -82,7 +78,7 @@ echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENC
 echo "==> server memory: $(grep -E '^(VmHWM|VmRSS)' "/proc/$server_pid/status" | tr -s ' \t' ' ' | paste -sd, -)"
 
 echo "==> query: built-in queries over the last 15m, 4 concurrent, $QUERY_DURATION"
-"$target/release/sluice-loadgen" query \
+"$loadgen" query \
     --addr "http://127.0.0.1:$HTTP_PORT" \
     --duration "$QUERY_DURATION" --concurrency 4 --range 15m \
     "${JSON_FLAG[@]}"

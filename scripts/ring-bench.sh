@@ -15,12 +15,9 @@ DURATION=${RING_BENCH_DURATION:-20s}
 CONCURRENCY=${RING_BENCH_CONCURRENCY:-32}
 FSYNC=${RING_BENCH_FSYNC:-always}
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-if [[ -z "${SLUICE_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
-    (cd "$root" && "$CARGO" build --release -p sluice --bin sluice -p sluice-loadgen --bin sluice-loadgen)
-fi
-sluice=${SLUICE_BIN:-$target/release/sluice}
-loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
+# shellcheck source=lib/server.sh
+source "$root/scripts/lib/server.sh"
+release_binaries "$root"
 
 dir=$(mktemp -d -t sluice-ring-bench-XXXXXX)
 pids=()
@@ -30,14 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_seconds() { # utime+stime of the given pids, in seconds
-    local ticks=0 pid
-    for pid in "$@"; do
-        read -r -a stat <"/proc/$pid/stat"
-        ticks=$((ticks + stat[13] + stat[14]))
-    done
-    echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc
-}
 
 run() {
     local rf=$1 base=$2

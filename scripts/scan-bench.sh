@@ -47,12 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_seconds() { # utime+stime of a pid, in seconds
-    local stat
-    read -r -a stat <"/proc/$1/stat"
-    echo "scale=3; (${stat[13]} + ${stat[14]}) / $(getconf CLK_TCK)" | bc
-}
-
 drop_page_cache() {
     sync
     if echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then echo dropped; else echo kept; fi

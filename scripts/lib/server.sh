@@ -7,6 +7,7 @@
 #                                              prints an all-in-one config's head: loopback
 #                                              ports, warn logs, LINES more of the server
 #                                              block, state under DIR/data
+#   cpu_seconds PID...                         utime+stime of the processes, in seconds
 #   start_sluice BINARY CONFIG LOG HTTP_PORT   sets server_pid, waits for /ready
 #   stop_sluice                                SIGTERM (it flushes), then SIGKILL after 60 s
 
@@ -21,6 +22,15 @@ release_binaries() {
     fi
     sluice=${SLUICE_BIN:-$target/release/sluice}
     loadgen=${LOADGEN_BIN:-$target/release/sluice-loadgen}
+}
+
+cpu_seconds() {
+    local ticks=0 pid stat
+    for pid in "$@"; do
+        read -r -a stat <"/proc/$pid/stat"
+        ticks=$((ticks + stat[13] + stat[14]))
+    done
+    echo "scale=2; $ticks / $(getconf CLK_TCK)" | bc
 }
 
 server_config() {

@@ -103,60 +103,43 @@ async fn namespaces(
     Ok(out)
 }
 
-async fn list_rules(State(ruler): State<Arc<Ruler>>, headers: HeaderMap) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        namespaces(&ruler, &tenant, None).await
-    }
-    .await;
-    match result {
-        Ok(namespaces) => yaml_response(&namespaces),
-        Err(err) => err.into_response(),
-    }
+async fn list_rules(
+    State(ruler): State<Arc<Ruler>>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    Ok(yaml_response(&namespaces(&ruler, &tenant, None).await?))
 }
 
 async fn list_namespace(
     State(ruler): State<Arc<Ruler>>,
     Path(namespace): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        namespaces(&ruler, &tenant, Some(&namespace)).await
-    }
-    .await;
-    match result {
-        Ok(namespaces) => yaml_response(&namespaces),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    Ok(yaml_response(
+        &namespaces(&ruler, &tenant, Some(&namespace)).await?,
+    ))
 }
 
 async fn get_group(
     State(ruler): State<Arc<Ruler>>,
     Path((namespace, group)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        let stored = ruler.store().list_tenant(tenant.as_str()).await?;
-        let not_found =
-            || HttpError::new(sluice_common::ErrorCode::NotFound, "group does not exist");
-        let groups = stored
-            .get(&namespace)
-            .ok_or_else(not_found)?
-            .as_ref()
-            .map_err(|err| HttpError::bad_request(err.0.clone()))?;
-        groups
-            .iter()
-            .find(|candidate| candidate.name == group)
-            .cloned()
-            .ok_or_else(not_found)
-    }
-    .await;
-    match result {
-        Ok(group) => yaml_response(&group),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    let stored = ruler.store().list_tenant(tenant.as_str()).await?;
+    let not_found = || HttpError::new(sluice_common::ErrorCode::NotFound, "group does not exist");
+    let groups = stored
+        .get(&namespace)
+        .ok_or_else(not_found)?
+        .as_ref()
+        .map_err(|err| HttpError::bad_request(err.0.clone()))?;
+    let found = groups
+        .iter()
+        .find(|candidate| candidate.name == group)
+        .ok_or_else(not_found)?;
+    Ok(yaml_response(found))
 }
 
 async fn create_group(
@@ -164,76 +147,55 @@ async fn create_group(
     Path(namespace): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        let text = std::str::from_utf8(&body).map_err(|_| {
-            HttpError::bad_request("unable to decoded rule group: body is not UTF-8")
-        })?;
-        let group =
-            rulefmt::parse_group(&namespace, text).map_err(|err| HttpError::bad_request(err.0))?;
-        ruler
-            .store()
-            .set_group(tenant.as_str(), &namespace, &group)
-            .await?;
-        tracing::info!(tenant = %tenant, %namespace, group = %group.name, "rule group stored");
-        ruler.sync_soon();
-        Ok::<(), HttpError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => accepted(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| HttpError::bad_request("unable to decoded rule group: body is not UTF-8"))?;
+    let group =
+        rulefmt::parse_group(&namespace, text).map_err(|err| HttpError::bad_request(err.0))?;
+    ruler
+        .store()
+        .set_group(tenant.as_str(), &namespace, &group)
+        .await?;
+    tracing::info!(tenant = %tenant, %namespace, group = %group.name, "rule group stored");
+    ruler.sync_soon();
+    Ok(accepted())
 }
 
 async fn delete_namespace(
     State(ruler): State<Arc<Ruler>>,
     Path(namespace): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        ruler
-            .store()
-            .delete_namespace(tenant.as_str(), &namespace)
-            .await?;
-        ruler.sync_soon();
-        Ok::<(), HttpError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => accepted(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    ruler
+        .store()
+        .delete_namespace(tenant.as_str(), &namespace)
+        .await?;
+    ruler.sync_soon();
+    Ok(accepted())
 }
 
 async fn delete_group(
     State(ruler): State<Arc<Ruler>>,
     Path((namespace, group)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let tenant = tenant(&ruler, &headers)?;
-        ruler
-            .store()
-            .delete_group(tenant.as_str(), &namespace, &group)
-            .await?;
-        ruler.sync_soon();
-        Ok::<(), HttpError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => accepted(),
-        Err(err) => err.into_response(),
-    }
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    ruler
+        .store()
+        .delete_group(tenant.as_str(), &namespace, &group)
+        .await?;
+    ruler.sync_soon();
+    Ok(accepted())
 }
 
-async fn internal_groups(State(ruler): State<Arc<Ruler>>, headers: HeaderMap) -> Response {
-    match tenant(&ruler, &headers) {
-        Ok(tenant) => axum::Json(ruler.local_groups(tenant.as_str())).into_response(),
-        Err(err) => err.into_response(),
-    }
+async fn internal_groups(
+    State(ruler): State<Arc<Ruler>>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let tenant = tenant(&ruler, &headers)?;
+    Ok(axum::Json(ruler.local_groups(tenant.as_str())).into_response())
 }
 
 /// Prometheus' error envelope (Loki answers 500 for a failed lookup).
