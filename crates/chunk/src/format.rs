@@ -122,18 +122,17 @@ impl MemChunk {
     /// offset and length; it never panics, whatever the bytes. Blocks are not
     /// decompressed here: a query decompresses the blocks it needs.
     pub fn decode(bytes: &[u8]) -> Result<MemChunk, ChunkError> {
-        MemChunk::decode_shared(Bytes::copy_from_slice(bytes))
+        MemChunk::decode_with_sizes(
+            Bytes::copy_from_slice(bytes),
+            DEFAULT_BLOCK_SIZE,
+            DEFAULT_TARGET_SIZE,
+        )
     }
 
     /// Like [`MemChunk::decode`], sharing `bytes` (an object as downloaded)
-    /// instead of copying each block out of it.
-    pub fn decode_shared(bytes: Bytes) -> Result<MemChunk, ChunkError> {
-        MemChunk::decode_with_sizes(bytes, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE)
-    }
-
-    /// Like [`MemChunk::decode_shared`], for an object whose bytes the caller
-    /// has already checked against a checksum of the whole object (the
-    /// index's): the blocks' own CRCs are not computed again. The meta
+    /// instead of copying blocks out of it, for an object the caller has
+    /// already checked against a checksum of the whole object (the index's):
+    /// the blocks' own CRCs are not computed again. The meta
     /// section's CRC still is.
     pub fn decode_verified(bytes: Bytes) -> Result<MemChunk, ChunkError> {
         MemChunk::decode_checked(bytes, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE, false)
