@@ -131,6 +131,14 @@ impl Labels {
         self.pairs.iter()
     }
 
+    /// Returns the pairs as owned `(name, value)` tuples, sorted by name.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.pairs
+            .iter()
+            .map(|label| (label.name.clone(), label.value.clone()))
+            .collect()
+    }
+
     /// Returns the number of pairs (duplicates included).
     pub fn len(&self) -> usize {
         self.pairs.len()

@@ -311,7 +311,7 @@ impl Ingester {
         match self.existing_instance(tenant) {
             Some(instance) => query::query(&instance, request, emit),
             // Still validate the query so a bad one fails the same way.
-            None => query::parse_log_query(&request.selector).map(|_| ()),
+            None => query::parse_log_query(&request.selector, request.pipeline_filter).map(|_| ()),
         }
     }
 

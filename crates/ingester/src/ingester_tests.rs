@@ -101,6 +101,7 @@ fn query_all(selector: &str, shards: Vec<String>) -> QueryRequest {
         direction: 0,
         shards,
         line_digests: false,
+        pipeline_filter: false,
     }
 }
 
@@ -458,4 +459,60 @@ async fn heads_over_the_memory_limit_are_compressed_early_and_nothing_is_lost() 
         .push(&tenant, &push("{job=\"heads\", s=\"0\"}", 1500, 10))
         .unwrap();
     assert_eq!(read_all(&ingester, "{job=\"heads\", s=\"0\"}").len(), 1510);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_filter_sends_the_newest_kept_lines_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::fake();
+    let ingester = open(dir.path(), None).await;
+    let lines: Vec<EntryAdapter> = (0..100)
+        .map(|i| EntryAdapter {
+            timestamp: Some(timestamp_from_nanos(i)),
+            line: format!(
+                r#"{{"n":{i},"level":"{}"}}"#,
+                if i % 10 == 3 { "error" } else { "info" }
+            ),
+            structured_metadata: Vec::new(),
+        })
+        .collect();
+    let request = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: r#"{job="a"}"#.to_string(),
+            entries: lines,
+            hash: 0,
+        }],
+    };
+    ingester.push(&tenant, &request).unwrap();
+
+    let selector = r#"{job="a"} | json | level="error" | line_format "{{.n}}""#;
+    let mut query = query_all(selector, Vec::new());
+    // Without the flag the ingester refuses a pipeline it cannot run.
+    let refused = ingester.query(&tenant, &query, |_| true).unwrap_err();
+    assert!(refused.to_string().contains("pipeline_filter"), "{refused}");
+
+    query.pipeline_filter = true;
+    query.limit = 3;
+    query.direction = sluice_proto::logproto::Direction::Backward as i32;
+    let mut got = Vec::new();
+    ingester
+        .query(&tenant, &query, |batch| {
+            for stream in batch.streams {
+                got.extend(
+                    stream
+                        .entries
+                        .into_iter()
+                        .map(|entry| (timestamp_to_nanos(entry.timestamp.as_ref()), entry.line)),
+                );
+            }
+            true
+        })
+        .unwrap();
+    // The three newest error lines, as pushed (the querier formats them).
+    assert_eq!(
+        got,
+        [93, 83, 73]
+            .map(|n| (n, format!(r#"{{"n":{n},"level":"error"}}"#)))
+            .to_vec()
+    );
 }

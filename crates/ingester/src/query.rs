@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
 use sluice_chunk::{line_digest, Direction, Shard};
-use sluice_logql::{Expr, LogExpr, MatchOp, Matcher, Stage};
+use sluice_logql::{EntryFilter, Expr, LabelSet, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
     IndexStatsResponse, LabelRequest, LabelResponse, QueryRequest, QueryResponse, SeriesIdentifier,
@@ -21,26 +21,35 @@ use crate::stream::FlushState;
 /// Entries per streamed batch.
 const BATCH_ENTRIES: usize = 1000;
 
-/// Parses the query the querier forwarded and checks the ingester can run
-/// its pipeline.
-pub(crate) fn parse_log_query(selector: &str) -> Result<LogExpr, IngesterError> {
-    match sluice_logql::parse_expr(selector)? {
-        Expr::Log(log) => {
-            if let Some(stage) = log
-                .pipeline
-                .iter()
-                .find(|stage| !matches!(stage, Stage::LineFilter(_)))
-            {
-                return Err(IngesterError::UnsupportedQuery(format!(
-                    "pipeline stage `{stage}` is not supported yet: only line filters are"
-                )));
-            }
-            Ok(log)
+/// Parses the query the querier forwarded and compiles what decides which
+/// entries are sent: any pipeline when `pipeline_filter`, else only line
+/// filters.
+pub(crate) fn parse_log_query(
+    selector: &str,
+    pipeline_filter: bool,
+) -> Result<(LogExpr, EntryFilter), IngesterError> {
+    let log = match sluice_logql::parse_expr(selector)? {
+        Expr::Log(log) => log,
+        other => {
+            return Err(IngesterError::UnsupportedQuery(format!(
+                "ingester queries must be log queries, got `{other}`"
+            )))
         }
-        other => Err(IngesterError::UnsupportedQuery(format!(
-            "ingester queries must be log queries, got `{other}`"
-        ))),
+    };
+    if !pipeline_filter {
+        if let Some(stage) = log
+            .pipeline
+            .iter()
+            .find(|stage| !matches!(stage, Stage::LineFilter(_)))
+        {
+            return Err(IngesterError::UnsupportedQuery(format!(
+                "pipeline stage `{stage}` needs pipeline_filter: otherwise only line filters are supported"
+            )));
+        }
     }
+    let keep = EntryFilter::new(&log.pipeline)
+        .map_err(|err| IngesterError::UnsupportedQuery(err.to_string()))?;
+    Ok((log, keep))
 }
 
 /// Runs a log query, handing batches of at most [`BATCH_ENTRIES`] entries to
@@ -50,8 +59,7 @@ pub(crate) fn query(
     request: &QueryRequest,
     mut emit: impl FnMut(QueryResponse) -> bool,
 ) -> Result<(), IngesterError> {
-    let log = parse_log_query(&request.selector)?;
-    let filters = log.line_filters();
+    let (log, keep) = parse_log_query(&request.selector, request.pipeline_filter)?;
     let from = timestamp_to_nanos(request.start.as_ref());
     let through = timestamp_to_nanos(request.end.as_ref());
     let direction = match logproto::Direction::try_from(request.direction) {
@@ -64,6 +72,11 @@ pub(crate) fn query(
         request.limit as usize
     };
     let shard = query_shard(&request.shards)?;
+    let render: &dyn Fn(&str) -> String = if request.line_digests {
+        &line_digest
+    } else {
+        &str::to_string
+    };
     let mut batch = QueryResponse::default();
     let mut batch_entries = 0;
     for stream in instance.matching(&log.matchers) {
@@ -75,20 +88,16 @@ pub(crate) fn query(
             if !data.overlaps(from, through) {
                 continue;
             }
-            let render: &dyn Fn(&str) -> String = if request.line_digests {
-                &line_digest
-            } else {
-                &str::to_string
-            };
-            data.query(
+            let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
+            let found = data.query(
                 from,
                 through,
                 direction,
-                &|line| filters.matches(line),
+                &mut |timestamp, line| keep.keeps(timestamp, line),
                 render,
                 limit,
-            )
-            .map_err(|source| IngesterError::Chunk {
+            );
+            found.map_err(|source| IngesterError::Chunk {
                 stream: stream.labels_text.clone(),
                 source,
             })?

@@ -242,7 +242,7 @@ impl StreamData {
         from: i64,
         through: i64,
         direction: Direction,
-        keep: &dyn Fn(&[u8]) -> bool,
+        keep: &mut dyn FnMut(i64, &str) -> bool,
         render: &dyn Fn(&str) -> String,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, ChunkError> {
@@ -257,7 +257,7 @@ impl StreamData {
             let mut iter = desc.chunk.iter(from, through, direction)?;
             let mut taken: i64 = 0;
             while let Some((timestamp, line)) = iter.try_next_entry()? {
-                if !keep(line.as_bytes()) {
+                if !keep(timestamp, line) {
                     continue;
                 }
                 // Backward iteration yields a chunk's entries in reverse, so a
@@ -295,7 +295,7 @@ impl StreamData {
 mod tests {
     use super::*;
 
-    fn keep_all(_: &[u8]) -> bool {
+    fn keep_all(_: i64, _: &str) -> bool {
         true
     }
 
@@ -314,18 +314,39 @@ mod tests {
         let stream = stream_with(&config, &[(30, "c"), (10, "a"), (20, "b")]);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 100, Direction::Forward, &keep_all, &str::to_string, 100)
+            .query(
+                0,
+                100,
+                Direction::Forward,
+                &mut keep_all,
+                &str::to_string,
+                100,
+            )
             .unwrap();
         assert_eq!(
             forward,
             vec![(10, "a".into()), (20, "b".into()), (30, "c".into())]
         );
         let backward = data
-            .query(0, 100, Direction::Backward, &keep_all, &str::to_string, 2)
+            .query(
+                0,
+                100,
+                Direction::Backward,
+                &mut keep_all,
+                &str::to_string,
+                2,
+            )
             .unwrap();
         assert_eq!(backward, vec![(30, "c".into()), (20, "b".into())]);
         let window = data
-            .query(10, 30, Direction::Forward, &keep_all, &str::to_string, 100)
+            .query(
+                10,
+                30,
+                Direction::Forward,
+                &mut keep_all,
+                &str::to_string,
+                100,
+            )
             .unwrap();
         assert_eq!(window, vec![(10, "a".into()), (20, "b".into())]);
     }
@@ -336,7 +357,14 @@ mod tests {
         let stream = stream_with(&config, &[(10, "a"), (10, "a"), (10, "b")]);
         let data = stream.data.lock();
         let all = data
-            .query(0, 100, Direction::Forward, &keep_all, &str::to_string, 100)
+            .query(
+                0,
+                100,
+                Direction::Forward,
+                &mut keep_all,
+                &str::to_string,
+                100,
+            )
             .unwrap();
         assert_eq!(all, vec![(10, "a".into()), (10, "b".into())]);
     }
@@ -361,12 +389,26 @@ mod tests {
         assert_eq!(outcome.chunks_closed_full, outcome.chunks_created - 1);
         let data = stream.data.lock();
         let forward = data
-            .query(0, 500, Direction::Forward, &keep_all, &str::to_string, 1000)
+            .query(
+                0,
+                500,
+                Direction::Forward,
+                &mut keep_all,
+                &str::to_string,
+                1000,
+            )
             .unwrap();
         let timestamps: Vec<i64> = forward.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(timestamps, (0..500).collect::<Vec<_>>());
         let newest = data
-            .query(0, 500, Direction::Backward, &keep_all, &str::to_string, 3)
+            .query(
+                0,
+                500,
+                Direction::Backward,
+                &mut keep_all,
+                &str::to_string,
+                3,
+            )
             .unwrap();
         let newest: Vec<i64> = newest.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(newest, vec![499, 498, 497]);

@@ -16,6 +16,7 @@
 mod ast;
 mod binop;
 mod engine;
+mod entry_filter;
 mod error;
 mod filter;
 mod ip;
@@ -44,6 +45,7 @@ pub use ast::{
     RangeOp, Stage, Unwrap, UnwrapConversion, VectorAggregation, VectorMatching, VectorOp,
 };
 pub use engine::evaluate;
+pub use entry_filter::{EntryFilter, StreamEntryFilter};
 pub use error::{ParseError, EMPTY_COMPATIBLE_SELECTOR, ONLY_LABEL_MATCHERS};
 pub use filter::{LineFilter, LineFilterAlt, LineFilterChain, LineFilterOp};
 pub use ip::IpPattern;

@@ -325,6 +325,12 @@ fn plan_needs(stages: &[Stage], required: Option<&[&str]>) -> Vec<(Need, bool)> 
     for (index, stage) in stages.iter().enumerate().rev() {
         match stage {
             Stage::LabelFilter(filter) => {
+                // Numeric, duration, bytes and ip filters pass an entry that
+                // has an error: they read `__error__`, so a parser before
+                // them must not stop early and miss a malformed tail.
+                if !only_string_matchers(filter) {
+                    reads_error = true;
+                }
                 let mut names = Vec::new();
                 filter_names(filter, &mut names);
                 for name in names {
@@ -384,6 +390,19 @@ fn plan_needs(stages: &[Stage], required: Option<&[&str]>) -> Vec<(Need, bool)> 
         }
     }
     plan
+}
+
+fn only_string_matchers(filter: &LabelFilter) -> bool {
+    match filter {
+        LabelFilter::Matcher(_) => true,
+        LabelFilter::Number { .. }
+        | LabelFilter::Duration { .. }
+        | LabelFilter::Bytes { .. }
+        | LabelFilter::Ip { .. } => false,
+        LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
+            only_string_matchers(a) && only_string_matchers(b)
+        }
+    }
 }
 
 fn filter_names<'f>(filter: &'f LabelFilter, out: &mut Vec<&'f str>) {

@@ -2,7 +2,7 @@
 //! log selector occurrence needs.
 
 use crate::ast::{Expr, LogExpr, RangeAggregation, RangeOp, Stage};
-use crate::value::{DataRequest, EvalError, QueryKind, QueryParams};
+use crate::value::{DataRequest, Direction, EvalError, QueryKind, QueryParams};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 
@@ -63,6 +63,12 @@ pub fn plan(expr: &Expr, params: &QueryParams) -> Result<Vec<DataRequest>, EvalE
             from_ns: params.start_ns,
             through_ns: params.end_ns,
             counts_only: false,
+            limit: if params.interval_ns > 0 {
+                0
+            } else {
+                params.limit
+            },
+            direction: params.direction,
         }),
         _ => {
             let steps = eval_steps(params)?;
@@ -147,6 +153,8 @@ fn window_request(log: &LogExpr, first: i64, last: i64, range: i64, offset: i64)
             .saturating_add(1),
         through_ns: last.saturating_sub(offset).saturating_add(1),
         counts_only: false,
+        limit: 0,
+        direction: Direction::Forward,
     }
 }
 

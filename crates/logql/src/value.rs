@@ -66,6 +66,13 @@ pub struct DataRequest {
     /// the query is evaluated as [`crate::without_counted_filters`] returns
     /// it.
     pub counts_only: bool,
+    /// A log query's limit (0: every entry is needed): only the first
+    /// `limit` entries in `direction` that its pipeline keeps can be in the
+    /// answer, per stream and over all. Metric queries and log queries
+    /// with an `interval` need every entry.
+    pub limit: u32,
+    /// The order `limit` counts in.
+    pub direction: Direction,
 }
 
 /// One input stream: its indexed labels and entries ascending by timestamp.

@@ -1,7 +1,8 @@
 //! Queries that need the LogQL engine (metric queries, and log queries with
 //! parsers or formatting): the engine plans which data each selector needs,
-//! the querier fetches it from ingesters and the store (line filters pushed
-//! down), and the engine evaluates off the async runtime.
+//! the querier fetches it from ingesters and the store (which run the
+//! pipeline as a filter and apply a log query's limit to what it keeps),
+//! and the engine evaluates off the async runtime.
 
 use futures::FutureExt;
 use sluice_chunk::Shard;
@@ -48,7 +49,17 @@ impl Querier {
         shard: Option<Shard>,
     ) -> Result<Vec<InputStream>, HttpError> {
         let (picked, log) = tenants.select_log(&request.log)?;
-        let selection = pushdown(&log);
+        // The whole pipeline decides at the sources which entries to send,
+        // unless it might read `__tenant_id__`, which only the querier adds
+        // (multi-tenant reads): then only the leading line filters go, and
+        // a limit cannot be applied before the pipeline.
+        let pipeline_filter = !tenants.is_multi() && !log.has_only_line_filters();
+        let exact = pipeline_filter || log.has_only_line_filters();
+        let selection = if pipeline_filter {
+            log.clone()
+        } else {
+            pushdown(&log)
+        };
         let range = TimeRange {
             start: request.from_ns,
             end: request.through_ns,
@@ -61,10 +72,14 @@ impl Querier {
                     &selection,
                     range,
                     Read {
-                        limit: 0,
-                        direction: Direction::Forward,
+                        limit: if exact { request.limit } else { 0 },
+                        direction: match request.direction {
+                            sluice_logql::Direction::Forward => Direction::Forward,
+                            sluice_logql::Direction::Backward => Direction::Backward,
+                        },
                         shard,
                         line_digests: request.counts_only,
+                        pipeline_filter,
                     },
                 )
                 .boxed()

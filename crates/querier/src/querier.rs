@@ -10,7 +10,7 @@ use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
 use sluice_common::{stage_span, HttpError, Overrides, TenantId};
 use sluice_ingester_client::Ingesters;
-use sluice_logql::{Expr, LogExpr};
+use sluice_logql::{EntryFilter, Expr, LogExpr};
 use sluice_proto::logproto::{self, LabelRequest, QueryRequest, SeriesRequest};
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 use sluice_storage::IndexCache;
@@ -45,6 +45,10 @@ pub(crate) struct Read {
     pub(crate) shard: Option<Shard>,
     /// Lines may be replaced by their digests: the caller only counts.
     pub(crate) line_digests: bool,
+    /// The query's whole pipeline decides at the sources which entries
+    /// they return (the lines come back as pushed; the caller runs the
+    /// pipeline). Without it the query may only hold line filters.
+    pub(crate) pipeline_filter: bool,
 }
 
 /// One result stream: its labels and entries in the query's direction.
@@ -196,6 +200,7 @@ impl Querier {
                         direction,
                         shard: None,
                         line_digests: false,
+                        pipeline_filter: false,
                     },
                 )
                 .boxed()
@@ -224,8 +229,9 @@ impl Querier {
         Ok(streams)
     }
 
-    /// Reads the entries of `log` (its matchers and line filters; the
-    /// rest of the pipeline is the caller's) in `range` from the ingesters
+    /// Reads the entries of `log` (its matchers and line filters, or its
+    /// whole pipeline as a filter when `read.pipeline_filter`; running the
+    /// pipeline is the caller's) in `range` from the ingesters
     /// (their recent window) and the store, by canonical stream labels. At
     /// most `read.limit` entries per stream and source (0: all), each
     /// source in `read.direction` order, only the streams of `read.shard`
@@ -244,7 +250,12 @@ impl Querier {
             direction,
             shard,
             line_digests,
+            pipeline_filter,
         } = read;
+        let keep = Arc::new(
+            EntryFilter::new(&log.pipeline)
+                .map_err(|err| HttpError::bad_request(err.to_string()))?,
+        );
         let deletes = self.delete_filters(tenant, range).boxed().await?;
         // Hidden lines must not use up the limit: read everything in range.
         let limit = if deletes.is_empty() { limit } else { 0 };
@@ -264,6 +275,7 @@ impl Querier {
                 } as i32,
                 shards: shard.iter().map(Shard::to_string).collect(),
                 line_digests,
+                pipeline_filter,
             };
             let span = stage_span!(
                 "querier.ingesters",
@@ -317,7 +329,7 @@ impl Querier {
                 tenant,
                 crate::store::Selection {
                     matchers: &log.matchers,
-                    filters: Arc::new(log.line_filters()),
+                    keep,
                     from: range.start,
                     through: range.end,
                     limit: if limit == 0 {
@@ -548,13 +560,7 @@ impl Querier {
                 let found = crate::store::series(index, tenant, matchers, range.start, range.end)
                     .boxed()
                     .await?;
-                series.extend(found.into_iter().map(|found| {
-                    found
-                        .labels
-                        .iter()
-                        .map(|label| (label.name.clone(), label.value.clone()))
-                        .collect()
-                }));
+                series.extend(found.into_iter().map(|found| found.labels.to_pairs()));
             }
         }
         Ok(series)
@@ -575,10 +581,7 @@ pub(crate) fn result_labels(
             format!("unparsable stream labels {labels_text:?}: {err}"),
         )
     })?;
-    let mut pairs: Vec<(String, String)> = labels
-        .iter()
-        .map(|label| (label.name.clone(), label.value.clone()))
-        .collect();
+    let mut pairs = labels.to_pairs();
     if tenants.is_multi() {
         add_tenant_label(&mut pairs, tenant);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use sluice_chunk::{ChunkRef, Direction, LabelMatcher, Labels, Shard};
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
-use sluice_logql::{LineFilterChain, Matcher};
+use sluice_logql::{EntryFilter, LabelSet, Matcher};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
 use tracing::Instrument;
 
@@ -49,7 +49,9 @@ pub(crate) async fn series(
 /// What to read from the store.
 pub(crate) struct Selection<'a> {
     pub(crate) matchers: &'a [Matcher],
-    pub(crate) filters: Arc<LineFilterChain>,
+    /// Which entries to return (a query's line filters, or its whole
+    /// pipeline used as a filter).
+    pub(crate) keep: Arc<EntryFilter>,
     pub(crate) from: i64,
     pub(crate) through: i64,
     /// Most entries kept per chunk (the caller applies the real limit).
@@ -59,7 +61,7 @@ pub(crate) struct Selection<'a> {
     pub(crate) shard: Option<Shard>,
 }
 
-/// Reads the entries in `[from, through)` that pass the line filters, in
+/// Reads the entries in `[from, through)` that `keep` keeps, in
 /// the query's direction: every one when `limit` is `usize::MAX`, else at
 /// least the `limit` first in that direction (over all streams, duplicates
 /// not counted) and at most `limit` per chunk and window.
@@ -78,7 +80,7 @@ pub(crate) async fn select_logs(
 ) -> Result<Vec<(Labels, Vec<(i64, String)>)>, HttpError> {
     let Selection {
         matchers,
-        filters,
+        keep,
         from,
         through,
         limit,
@@ -106,6 +108,10 @@ pub(crate) async fn select_logs(
             .sum::<usize>(),
     );
     drop(lookup);
+    let labels: Vec<Arc<Labels>> = found
+        .iter()
+        .map(|series| Arc::new(series.labels.clone()))
+        .collect();
     let chunks: Vec<(usize, ChunkRef)> = found
         .iter()
         .enumerate()
@@ -119,7 +125,8 @@ pub(crate) async fn select_logs(
     let scan = Scan {
         index,
         tenant,
-        filters: &filters,
+        keep: &keep,
+        labels: &labels,
         limit,
         direction,
     };
@@ -163,7 +170,9 @@ pub(crate) async fn select_logs(
 struct Scan<'a> {
     index: &'a Arc<IndexCache>,
     tenant: &'a TenantId,
-    filters: &'a Arc<LineFilterChain>,
+    keep: &'a Arc<EntryFilter>,
+    /// Labels of the series, by index.
+    labels: &'a [Arc<Labels>],
     limit: usize,
     direction: Direction,
 }
@@ -171,7 +180,7 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// Fetches the chunks of `chunks` that overlap `[from, through)`
     /// (bounded concurrency) and returns, per chunk, up to `limit` entries
-    /// in the window that pass the filters, by series index.
+    /// in the window that `keep` keeps, by series index.
     async fn window(
         &self,
         chunks: &[(usize, ChunkRef)],
@@ -189,7 +198,8 @@ impl Scan<'_> {
             .map(|(series_index, chunk_ref)| {
                 let index = Arc::clone(self.index);
                 let tenant = self.tenant.clone();
-                let filters = Arc::clone(self.filters);
+                let keep = Arc::clone(self.keep);
+                let labels = Arc::clone(&self.labels[series_index]);
                 let (limit, direction) = (self.limit, self.direction);
                 async move {
                     let chunk = index
@@ -210,9 +220,10 @@ impl Scan<'_> {
                     let entries = tokio::task::spawn_blocking(move || {
                         let _entered = decompress.enter();
                         let mut entries = Vec::new();
+                        let mut keep = keep.for_stream(|| LabelSet::new(labels.to_pairs()));
                         let mut iter = chunk.iter(from, through, direction)?;
                         while let Some((timestamp, line)) = iter.try_next_entry()? {
-                            if filters.matches(line.as_bytes()) {
+                            if keep.keeps(timestamp, line) {
                                 entries.push((timestamp, line.to_string()));
                                 if entries.len() >= limit {
                                     break;
