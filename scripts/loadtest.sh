@@ -11,12 +11,19 @@
 # Knobs (environment): LOADTEST_DURATION (30s), LOADTEST_QUERY_DURATION
 # (20s), LOADTEST_CONCURRENCY (32), LOADTEST_BATCH (1000), LOADTEST_STREAMS
 # (71), LOADTEST_FORMAT (mixed), LOADTEST_FSYNC (always), LOADTEST_HTTP_PORT
-# (3190), LOADTEST_GRPC_PORT (9190), LOADTEST_JSON=1 for JSON reports.
+# (3190), LOADTEST_GRPC_PORT (9190), LOADTEST_JSON=1 for JSON reports,
+# LOADTEST_LINES to push an exact number of lines instead of for a time
+# (the same data for runs to compare).
 set -euo pipefail
 
 CARGO=${CARGO:-cargo}
 DURATION=${LOADTEST_DURATION:-30s}
 QUERY_DURATION=${LOADTEST_QUERY_DURATION:-20s}
+if [[ -n "${LOADTEST_LINES:-}" ]]; then
+    AMOUNT=(--lines "$LOADTEST_LINES")
+else
+    AMOUNT=(--duration "$DURATION")
+fi
 CONCURRENCY=${LOADTEST_CONCURRENCY:-32}
 BATCH=${LOADTEST_BATCH:-1000}
 STREAMS=${LOADTEST_STREAMS:-71}
@@ -68,12 +75,12 @@ echo "==> starting sluice (WAL on, fsync $FSYNC) in $dir"
 start_sluice "$sluice" "$dir/config.yaml" "$dir/sluice.log" "$HTTP_PORT"
 
 echo "==> machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENCY concurrent, $DURATION"
+echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENCY concurrent, ${AMOUNT[*]}"
 "$loadgen" push \
     --addr "http://127.0.0.1:$HTTP_PORT" \
     --streams "$STREAMS" --format "$FORMAT" \
     --batch-size "$BATCH" --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --server-pid "$server_pid" --progress 5s \
+    "${AMOUNT[@]}" --server-pid "$server_pid" --progress 5s \
     "${JSON_FLAG[@]}"
 echo "==> server memory: $(grep -E '^(VmHWM|VmRSS)' "/proc/$server_pid/status" | tr -s ' \t' ' ' | paste -sd, -)"
 
