@@ -8,6 +8,7 @@
 mod config;
 mod decode;
 mod distributor;
+mod encoded;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -11,17 +11,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::{stage_span, ErrorCode, TenantId};
 use sluice_ingester_client::Ingesters;
-use sluice_proto::logproto::PushRequest;
+use sluice_proto::logproto::{PushRequest, PushResponse};
 use sluice_ring::stream_token;
 use tracing::Instrument;
 
+use crate::encoded::{EncodedPush, PreEncodedPush};
 use crate::error::PushError;
 use crate::metrics::{DistributorMetrics, IngesterLabel};
+
+/// The Pusher service's push method.
+const PUSH_PATH: &str = "/logproto.Pusher/Push";
 
 /// What one stream still needs.
 struct StreamQuorum {
@@ -69,18 +74,20 @@ pub(crate) async fn replicate(
         .parse()
         .map_err(|_| PushError::Invalid(format!("invalid tenant ID {tenant}")))?;
     let timeout = ingesters.remote_timeout();
+    // Encoded once; each ingester's body shares or copies these bytes.
+    let encoded = EncodedPush::new(&request);
+    drop(request);
     let mut calls = FuturesUnordered::new();
     for (addr, indexes) in by_ingester {
-        let streams = indexes
-            .iter()
-            .map(|&index| request.streams[index].clone())
-            .collect();
-        let mut grpc_request = tonic::Request::new(PushRequest { streams });
+        let mut grpc_request = tonic::Request::new(encoded.select(&indexes));
         grpc_request.set_timeout(timeout);
         grpc_request
             .metadata_mut()
             .insert(ORG_ID_HEADER, tenant_value.clone());
-        let client = ingesters.pusher(&addr);
+        grpc_request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new("logproto.Pusher", "Push"));
+        let client = ingesters.grpc(&addr);
         let span = stage_span!(
             "distributor.ingester_push",
             otel.kind = "client",
@@ -90,8 +97,9 @@ pub(crate) async fn replicate(
         let task = tokio::spawn(
             async move {
                 let result = match client {
-                    Ok(mut client) => {
-                        match tokio::time::timeout(timeout, client.push(grpc_request).boxed()).await
+                    Ok(client) => {
+                        match tokio::time::timeout(timeout, push(client, grpc_request).boxed())
+                            .await
                         {
                             Ok(result) => result.map(|_| ()),
                             Err(_) => Err(tonic::Status::deadline_exceeded(format!(
@@ -149,6 +157,32 @@ pub(crate) async fn replicate(
     // Whatever is still in flight finishes on its own (tasks are detached
     // when their handles drop).
     Ok(())
+}
+
+/// Sends one encoded `PushRequest` as the generated Pusher client would.
+/// (Generic, as the generated clients are: with the concrete channel type
+/// the future's `Send` bound trips over the boxed error's lifetime.)
+async fn push<T>(
+    mut client: tonic::client::Grpc<T>,
+    request: tonic::Request<Bytes>,
+) -> Result<tonic::Response<PushResponse>, tonic::Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    client
+        .ready()
+        .await
+        .map_err(|err| tonic::Status::unavailable(format!("ingester not ready: {}", err.into())))?;
+    client
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_static(PUSH_PATH),
+            PreEncodedPush,
+        )
+        .await
 }
 
 /// Words an ingester's failure for the client: refusals of the data keep

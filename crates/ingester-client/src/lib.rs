@@ -117,6 +117,16 @@ impl Ingesters {
             .max_encoding_message_size(limits.max_send_msg_size))
     }
 
+    /// Returns a bare gRPC client for the ingester at `addr`, with the same
+    /// message size limits, for calls that bring their own codec (the
+    /// distributor sends pushes it encoded once for every replica).
+    pub fn grpc(&self, addr: &str) -> Result<tonic::client::Grpc<GrpcChannel>, tonic::Status> {
+        let limits = &self.config.grpc_client_config;
+        Ok(tonic::client::Grpc::new(self.pool.channel(addr)?)
+            .max_decoding_message_size(limits.max_recv_msg_size)
+            .max_encoding_message_size(limits.max_send_msg_size))
+    }
+
     /// Returns a Querier client for the ingester at `addr`.
     pub fn querier(&self, addr: &str) -> Result<QuerierClient<GrpcChannel>, tonic::Status> {
         let limits = &self.config.grpc_client_config;

@@ -41,6 +41,11 @@ pub enum IngesterError {
         /// What failed.
         source: sluice_chunk::ChunkError,
     },
+    /// A push message is not a valid `PushRequest` (as tonic reports a
+    /// message it cannot decode: internal, since only a distributor sends
+    /// pushes).
+    #[error("failed to decode Protobuf message: {0}")]
+    MalformedPush(String),
     /// The ingester is shutting down.
     #[error("ingester is shutting down")]
     ShuttingDown,
@@ -63,7 +68,7 @@ impl ServiceError for IngesterError {
             | IngesterError::UnsupportedQuery(_) => ErrorCode::BadRequest,
             IngesterError::StreamLimit => ErrorCode::RateLimited,
             IngesterError::EntriesRefused { code, .. } => *code,
-            IngesterError::Chunk { .. } => ErrorCode::Internal,
+            IngesterError::Chunk { .. } | IngesterError::MalformedPush(_) => ErrorCode::Internal,
             IngesterError::ShuttingDown | IngesterError::Wal(_) => ErrorCode::Unavailable,
             IngesterError::Startup(_) => ErrorCode::Internal,
         }

@@ -27,6 +27,7 @@ use crate::flush::{remove_flushed, select_for_flush, FlushOp, Flusher, SweepOutc
 use crate::instance::{Instance, PushContext};
 use crate::limits::IngesterLimits;
 use crate::metrics::IngesterMetrics;
+use crate::push_view::PushView;
 use crate::query;
 use crate::tail::{TailSender, Tailer};
 use crate::wal_record::{decode, expand, Record};
@@ -285,6 +286,27 @@ impl Ingester {
 
     /// Appends a push to the tenant's streams (blocking: waits for the WAL).
     pub fn push(&self, tenant: &TenantId, request: &PushRequest) -> Result<(), IngesterError> {
+        self.push_view(tenant, &PushView::of(request))
+    }
+
+    /// Appends an encoded `PushRequest`, reading its lines in place
+    /// (blocking: waits for the WAL).
+    pub fn push_encoded(&self, tenant: &TenantId, request: &[u8]) -> Result<(), IngesterError> {
+        let view = PushView::decode(request).map_err(IngesterError::MalformedPush)?;
+        // The caller's span has these fields to fill (`ingester.push`).
+        let span = tracing::Span::current();
+        span.record("streams", view.streams.len());
+        span.record(
+            "entries",
+            view.streams
+                .iter()
+                .map(|stream| stream.entries.len())
+                .sum::<usize>(),
+        );
+        self.push_view(tenant, &view)
+    }
+
+    fn push_view(&self, tenant: &TenantId, request: &PushView<'_>) -> Result<(), IngesterError> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(IngesterError::ShuttingDown);
         }

@@ -10,14 +10,14 @@ use parking_lot::RwLock;
 use sluice_chunk::{Labels, MemChunk};
 use sluice_common::{stage_span, DiscardMetrics, DiscardReason, LimitsConfig, TenantId};
 use sluice_logql::Matcher;
-use sluice_proto::logproto::{PushRequest, StreamAdapter};
-use sluice_proto::timestamp_to_nanos;
+use sluice_proto::logproto::EntryAdapter;
 use sluice_wal::Wal;
 
 use crate::config::IngesterConfig;
 use crate::error::IngesterError;
 use crate::limits::{admit_entries, record_refusals, refusal_reply, EntryRules};
 use crate::metrics::{IngesterMetrics, TenantLabel};
+use crate::push_view::{PushView, StreamView};
 use crate::stream::{FlushReason, FlushState, Stream};
 use crate::tail::Tailer;
 use crate::wal_record::{encode_checkpoint, PushRecordBuilder, PushStream};
@@ -67,15 +67,15 @@ impl Instance {
     /// they are applied.
     pub(crate) fn push(
         &self,
-        request: &PushRequest,
+        request: &PushView<'_>,
         context: &PushContext<'_>,
     ) -> Result<(), IngesterError> {
         let now = Instant::now();
         let mut last_error = None;
-        let mut groups: Vec<(Arc<Stream>, Vec<&StreamAdapter>)> =
+        let mut groups: Vec<(Arc<Stream>, Vec<&StreamView<'_>>)> =
             Vec::with_capacity(request.streams.len());
         for stream_request in &request.streams {
-            let labels = match Labels::parse(&stream_request.labels) {
+            let labels = match Labels::parse(stream_request.labels) {
                 Ok(labels) if !labels.is_empty() => labels,
                 Ok(_) => {
                     last_error = Some(IngesterError::InvalidLabels(
@@ -131,12 +131,9 @@ impl Instance {
             let (taken, refused) = admit_entries(
                 data,
                 parts.iter().flat_map(|part| {
-                    part.entries.iter().map(|entry| {
-                        (
-                            timestamp_to_nanos(entry.timestamp.as_ref()),
-                            entry.line.as_str(),
-                        )
-                    })
+                    part.entries
+                        .iter()
+                        .map(|entry| (entry.timestamp, entry.line))
                 }),
                 &rules,
                 now,
@@ -210,7 +207,7 @@ impl Instance {
 
     /// Offers the entries of a push, now durable and applied, to the open
     /// tails that select their streams.
-    fn notify_tailers(&self, groups: &[(Arc<Stream>, Vec<&StreamAdapter>)]) {
+    fn notify_tailers(&self, groups: &[(Arc<Stream>, Vec<&StreamView<'_>>)]) {
         let tailers = {
             let tailers = self.tailers.read();
             if tailers.is_empty() {
@@ -226,11 +223,12 @@ impl Instance {
             }
             for (stream, parts) in groups {
                 if tailer.selects(&stream.labels) {
-                    tailer.offer(
-                        &stream.labels,
-                        &stream.labels_text,
-                        parts.iter().flat_map(|part| part.entries.iter()),
-                    );
+                    let entries: Vec<EntryAdapter> = parts
+                        .iter()
+                        .flat_map(|part| part.entries.iter())
+                        .map(|entry| entry.to_adapter())
+                        .collect();
+                    tailer.offer(&stream.labels, &stream.labels_text, entries.iter());
                 }
             }
         }

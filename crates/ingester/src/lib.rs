@@ -17,6 +17,8 @@ mod ingester_tests;
 mod instance;
 mod limits;
 mod metrics;
+mod push_server;
+mod push_view;
 mod query;
 pub mod service;
 mod stream;

@@ -8,19 +8,18 @@ use std::sync::Arc;
 use futures::Stream;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::{stage_span, TenantId};
-use sluice_proto::logproto::pusher_server::{Pusher, PusherServer};
 use sluice_proto::logproto::querier_server::{Querier, QuerierServer};
 use sluice_proto::logproto::{
     ChunkStatsRequest, ChunkStatsResponse, IndexStatsRequest, IndexStatsResponse, LabelRequest,
-    LabelResponse, PushRequest, PushResponse, QueryRequest, QueryResponse, SeriesRequest,
-    SeriesResponse, TailRequest, TailResponse, TailersCountRequest, TailersCountResponse,
-    VolumeRequest, VolumeResponse,
+    LabelResponse, QueryRequest, QueryResponse, SeriesRequest, SeriesResponse, TailRequest,
+    TailResponse, TailersCountRequest, TailersCountResponse, VolumeRequest, VolumeResponse,
 };
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use crate::error::IngesterError;
 use crate::ingester::Ingester;
+use crate::push_server::PushServer;
 use crate::tail::TAIL_BUFFER;
 
 /// Batches buffered between the query thread and the gRPC stream.
@@ -38,11 +37,9 @@ impl IngesterService {
         IngesterService { ingester }
     }
 
-    /// Returns the generated Pusher server, with message size limits.
-    pub fn pusher_server(&self, max_recv: usize, max_send: usize) -> PusherServer<IngesterService> {
-        PusherServer::new(self.clone())
-            .max_decoding_message_size(max_recv)
-            .max_encoding_message_size(max_send)
+    /// Returns the Pusher server, with message size limits.
+    pub fn pusher_server(&self, max_recv: usize, max_send: usize) -> PushServer {
+        PushServer::new(Arc::clone(&self.ingester), max_recv, max_send)
     }
 
     /// Returns the generated Querier server, with message size limits.
@@ -58,7 +55,7 @@ impl IngesterService {
 }
 
 /// Reads the tenant the caller (distributor or querier) already validated.
-fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, IngesterError> {
+pub(crate) fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, IngesterError> {
     let value = request
         .metadata()
         .get(ORG_ID_HEADER)
@@ -69,7 +66,7 @@ fn tenant_of<T>(request: &Request<T>) -> Result<TenantId, IngesterError> {
 }
 
 /// Runs CPU-bound ingester work on the blocking pool, inside `span`.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     span: tracing::Span,
     work: impl FnOnce() -> Result<T, IngesterError> + Send + 'static,
 ) -> Result<T, Status> {
@@ -78,23 +75,6 @@ async fn blocking<T: Send + 'static>(
         Err(join_error) => Err(Status::internal(format!(
             "ingester task failed: {join_error}"
         ))),
-    }
-}
-
-#[tonic::async_trait]
-impl Pusher for IngesterService {
-    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
-        let tenant = tenant_of(&request)?;
-        let push = request.into_inner();
-        let ingester = Arc::clone(&self.ingester);
-        let span = stage_span!(
-            "ingester.push",
-            tenant = %tenant,
-            streams = push.streams.len(),
-            entries = push.streams.iter().map(|stream| stream.entries.len()).sum::<usize>(),
-        );
-        blocking(span, move || ingester.push(&tenant, &push)).await?;
-        Ok(Response::new(PushResponse {}))
     }
 }
 

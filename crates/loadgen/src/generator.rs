@@ -168,21 +168,39 @@ impl Civil {
 
     /// Writes `2024-05-17`.
     pub(crate) fn write_date(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = write!(out, "{:04}-{:02}-{:02}", self.year, self.month, self.day);
+        if (0..10_000).contains(&self.year) {
+            push_digits(out, self.year, 4);
+        } else {
+            use std::fmt::Write;
+            let _ = write!(out, "{:04}", self.year);
+        }
+        out.push('-');
+        push_digits(out, self.month, 2);
+        out.push('-');
+        push_digits(out, self.day, 2);
     }
 
     /// Writes `10:00:00.123` (milliseconds).
     pub(crate) fn write_time_ms(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = write!(
-            out,
-            "{:02}:{:02}:{:02}.{:03}",
-            self.hour,
-            self.minute,
-            self.second,
-            self.nanos / 1_000_000
-        );
+        push_digits(out, self.hour, 2);
+        out.push(':');
+        push_digits(out, self.minute, 2);
+        out.push(':');
+        push_digits(out, self.second, 2);
+        out.push('.');
+        push_digits(out, self.nanos / 1_000_000, 3);
+    }
+}
+
+/// Writes the last `width` decimal digits of `value` (0 ≤ value <
+/// 10^width), zero-padded: what `{:0width$}` writes, without the
+/// formatting machinery (the load tool writes a timestamp per line).
+fn push_digits(out: &mut String, value: i64, width: u32) {
+    let mut divisor = 10i64.pow(width - 1);
+    while divisor > 0 {
+        let digit = (value / divisor % 10) as u8;
+        out.push(char::from(b'0' + digit));
+        divisor /= 10;
     }
 }
 
@@ -210,6 +228,29 @@ mod tests {
                 nanos: 0
             }
         );
+    }
+
+    #[test]
+    fn civil_time_writes_as_format_does() {
+        let mut rng = Rng::new(7);
+        for _ in 0..10_000 {
+            let ns = (rng.next_u64() >> 2) as i64 - (1i64 << 61);
+            let civil = Civil::from_nanos(ns);
+            let mut out = String::new();
+            civil.write_date(&mut out);
+            civil.write_time_ms(&mut out);
+            let expected = format!(
+                "{:04}-{:02}-{:02}{:02}:{:02}:{:02}.{:03}",
+                civil.year,
+                civil.month,
+                civil.day,
+                civil.hour,
+                civil.minute,
+                civil.second,
+                civil.nanos / 1_000_000
+            );
+            assert_eq!(out, expected, "{ns}");
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde::Serialize;
-use sluice_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
 use tokio_util::sync::CancellationToken;
 
 use crate::cpu::process_cpu_seconds;
@@ -176,6 +175,10 @@ struct TenantGroup {
     streams: Vec<WorkerStream>,
     /// The stream the next line goes to (round-robin across batches).
     next_slot: usize,
+    /// Encoding buffers kept from one batch to the next.
+    scratch: Vec<Vec<u8>>,
+    /// Kept for its hash table, which every compression reuses.
+    snappy: snap::raw::Encoder,
 }
 
 /// Counters the workers share (progress and the final report).
@@ -380,6 +383,8 @@ fn worker_groups(
                 tenant: spec.tenant,
                 streams: vec![stream],
                 next_slot: 0,
+                scratch: Vec::new(),
+                snappy: snap::raw::Encoder::new(),
             }),
         }
     }
@@ -525,17 +530,7 @@ fn reserve(lines_left: &AtomicU64, want: u64) -> u64 {
 fn build_batch(group: &mut TenantGroup, lines: usize) -> Batch {
     let now = now_nanos();
     let stream_count = group.streams.len();
-    let mut request = PushRequest {
-        streams: group
-            .streams
-            .iter()
-            .map(|stream| StreamAdapter {
-                labels: stream.labels.clone(),
-                entries: Vec::with_capacity(lines / stream_count + 1),
-                hash: 0,
-            })
-            .collect(),
-    };
+    let mut encoder = RequestEncoder::new(std::mem::take(&mut group.scratch), stream_count, lines);
     let mut line = String::new();
     let mut line_bytes = 0u64;
     for index in 0..lines {
@@ -549,22 +544,99 @@ fn build_batch(group: &mut TenantGroup, lines: usize) -> Batch {
         stream.last_ts = ts;
         stream.log.line_at(ts, &mut line);
         line_bytes += line.len() as u64;
-        request.streams[slot].entries.push(EntryAdapter {
-            timestamp: Some(sluice_proto::timestamp_from_nanos(ts)),
-            line: line.clone(),
-            structured_metadata: Vec::new(),
-        });
+        encoder.entry(slot, ts, &line);
     }
     group.next_slot = (group.next_slot + lines) % stream_count;
-    request.streams.retain(|stream| !stream.entries.is_empty());
-    let encoded = request.encode_to_vec();
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&encoded)
+    let encoded = encoder.finish(|slot| group.streams[slot].labels.as_str());
+    let body = group
+        .snappy
+        .compress_vec(&encoded.request)
         .expect("snappy accepts any input below 4 GiB");
+    group.scratch = encoded.scratch;
     Batch {
         body,
         lines: lines as u64,
         line_bytes,
+    }
+}
+
+/// Writes a `PushRequest` as its lines are generated, byte for byte what
+/// prost writes for the same request, without building an `EntryAdapter`
+/// (and a copy of the line) per line: each stream's entries go to their
+/// own buffer, and [`RequestEncoder::finish`] frames the streams that
+/// have any, in stream order.
+struct RequestEncoder {
+    /// Encoded entries (field 2 of `StreamAdapter`) per stream.
+    entries: Vec<Vec<u8>>,
+}
+
+/// A finished request, and the buffers to reuse for the next one.
+struct EncodedRequest {
+    request: Vec<u8>,
+    scratch: Vec<Vec<u8>>,
+}
+
+impl RequestEncoder {
+    /// Starts a request over `streams` streams and about `lines` lines,
+    /// reusing `scratch`'s buffers.
+    fn new(mut scratch: Vec<Vec<u8>>, streams: usize, lines: usize) -> RequestEncoder {
+        scratch.resize_with(streams, Vec::new);
+        let expected = (lines / streams.max(1) + 1) * 320;
+        for buffer in &mut scratch {
+            buffer.clear();
+            buffer.reserve(expected);
+        }
+        RequestEncoder { entries: scratch }
+    }
+
+    /// Adds an entry to stream `slot`.
+    fn entry(&mut self, slot: usize, ts: i64, line: &str) {
+        use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+        let timestamp = sluice_proto::timestamp_from_nanos(ts);
+        let timestamp_len = timestamp.encoded_len();
+        let mut entry_len = 1 + encoded_len_varint(timestamp_len as u64) + timestamp_len;
+        if !line.is_empty() {
+            entry_len += 1 + encoded_len_varint(line.len() as u64) + line.len();
+        }
+        let out = &mut self.entries[slot];
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(entry_len as u64, out);
+        prost::encoding::message::encode(1, &timestamp, out);
+        if !line.is_empty() {
+            encode_key(2, WireType::LengthDelimited, out);
+            encode_varint(line.len() as u64, out);
+            out.extend_from_slice(line.as_bytes());
+        }
+    }
+
+    /// Frames every stream with entries (labels from `labels`) into a
+    /// `PushRequest`.
+    fn finish<'a>(self, labels: impl Fn(usize) -> &'a str) -> EncodedRequest {
+        use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+        let size: usize = self.entries.iter().map(|entries| entries.len() + 128).sum();
+        let mut request = Vec::with_capacity(size);
+        for (slot, entries) in self.entries.iter().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let labels = labels(slot);
+            let mut stream_len = entries.len();
+            if !labels.is_empty() {
+                stream_len += 1 + encoded_len_varint(labels.len() as u64) + labels.len();
+            }
+            encode_key(1, WireType::LengthDelimited, &mut request);
+            encode_varint(stream_len as u64, &mut request);
+            if !labels.is_empty() {
+                encode_key(1, WireType::LengthDelimited, &mut request);
+                encode_varint(labels.len() as u64, &mut request);
+                request.extend_from_slice(labels.as_bytes());
+            }
+            request.extend_from_slice(entries);
+        }
+        EncodedRequest {
+            request,
+            scratch: self.entries,
+        }
     }
 }
 
@@ -604,6 +676,7 @@ async fn report_progress(
 mod tests {
     use super::*;
     use crate::generator::Format;
+    use sluice_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
 
     fn decode(batch: &Batch) -> PushRequest {
         let raw = snap::raw::Decoder::new()
@@ -645,6 +718,42 @@ mod tests {
                 "{stamps:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_encoder_writes_what_prost_writes() {
+        let entries = [
+            (0usize, 1_715_904_000_123_456_789i64, "first line"),
+            (2, 1_715_904_000_123_456_790, "other stream"),
+            (0, 1_715_904_001_000_000_000, ""),
+            (0, 0, "at the epoch"),
+            (2, -1_500_000_000, "before the epoch"),
+        ];
+        let labels = ["{app=\"a\"}", "{app=\"b\"}", ""];
+        // Dirty scratch buffers must not leak into the request.
+        let mut encoder = RequestEncoder::new(vec![vec![1, 2, 3]], labels.len(), entries.len());
+        let mut expected = PushRequest {
+            streams: labels
+                .iter()
+                .map(|labels| StreamAdapter {
+                    labels: labels.to_string(),
+                    entries: Vec::new(),
+                    hash: 0,
+                })
+                .collect(),
+        };
+        for (slot, ts, line) in entries {
+            encoder.entry(slot, ts, line);
+            expected.streams[slot].entries.push(EntryAdapter {
+                timestamp: Some(sluice_proto::timestamp_from_nanos(ts)),
+                line: line.to_string(),
+                structured_metadata: Vec::new(),
+            });
+        }
+        expected.streams.retain(|stream| !stream.entries.is_empty());
+        let encoded = encoder.finish(|slot| labels[slot]);
+        assert_eq!(encoded.request, expected.encode_to_vec());
+        assert_eq!(encoded.scratch.len(), labels.len());
     }
 
     #[test]

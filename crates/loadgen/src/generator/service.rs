@@ -474,7 +474,12 @@ fn text_line(context: Option<&Context>, ts: i64, event: &Event<'_>, out: &mut St
     civil.write_date(out);
     out.push(' ');
     civil.write_time_ms(out);
-    let level = event.level().to_ascii_uppercase();
+    let level = match event.level() {
+        "debug" => "DEBUG",
+        "warn" => "WARN",
+        "error" => "ERROR",
+        _ => "INFO",
+    };
     let app = context.map_or("shop", |context| context.service.as_str());
     let _ = write!(out, " {level:>5} 1 --- ");
     match event.request() {
@@ -485,23 +490,41 @@ fn text_line(context: Option<&Context>, ts: i64, event: &Event<'_>, out: &mut St
             let _ = write!(out, "[{app},,]");
         }
     }
-    let thread = |r: &Request| format!("nio-8080-exec-{}", r.thread);
     let (thread, logger) = match event {
-        Event::Received(r) => (thread(r), "o.s.web.servlet.DispatcherServlet"),
-        Event::Cache { request, .. } => (thread(request), "c.e.shop.cache.RedisCache"),
-        Event::Db { request, .. } => (thread(request), "c.e.shop.repository.JdbcRepository"),
-        Event::Upstream { request, .. } => (thread(request), "c.e.shop.client.UpstreamClient"),
-        Event::Completed { request, .. } => (thread(request), "c.e.shop.web.AccessLogFilter"),
-        Event::PoolStats { .. } => (
-            "HikariPool-1 housekeeper".to_owned(),
-            "com.zaxxer.hikari.pool.HikariPool",
-        ),
-        Event::MetricsFlushed { .. } => (
-            "metrics-publisher".to_owned(),
-            "i.m.core.instrument.push.PushMeterRegistry",
-        ),
+        Event::Received(r) => (Some(r.thread), "o.s.web.servlet.DispatcherServlet"),
+        Event::Cache { request, .. } => (Some(request.thread), "c.e.shop.cache.RedisCache"),
+        Event::Db { request, .. } => (Some(request.thread), "c.e.shop.repository.JdbcRepository"),
+        Event::Upstream { request, .. } => (Some(request.thread), "c.e.shop.client.UpstreamClient"),
+        Event::Completed { request, .. } => (Some(request.thread), "c.e.shop.web.AccessLogFilter"),
+        Event::PoolStats { .. } => (None, "com.zaxxer.hikari.pool.HikariPool"),
+        Event::MetricsFlushed { .. } => (None, "i.m.core.instrument.push.PushMeterRegistry"),
     };
-    let _ = write!(out, " [{thread:>15}] {logger:<40} : ");
+    // `[{thread:>15}] {logger:<40} : `, written without building the
+    // thread's name.
+    out.push_str(" [");
+    match thread {
+        Some(number) => {
+            const EXEC: &str = "nio-8080-exec-";
+            pad(
+                out,
+                15usize.saturating_sub(EXEC.len() + decimal_len(number)),
+            );
+            out.push_str(EXEC);
+            let _ = write!(out, "{number}");
+        }
+        None => {
+            let name = match event {
+                Event::PoolStats { .. } => "HikariPool-1 housekeeper",
+                _ => "metrics-publisher",
+            };
+            pad(out, 15usize.saturating_sub(name.len()));
+            out.push_str(name);
+        }
+    }
+    out.push_str("] ");
+    out.push_str(logger);
+    pad(out, 40usize.saturating_sub(logger.len()));
+    out.push_str(" : ");
     let _ = match event {
         Event::Received(r) => write!(out, "{} \"{}\" from user {}", r.method(), r.path, r.user),
         Event::Cache { request, hit, key } => write!(
@@ -544,6 +567,16 @@ fn text_line(context: Option<&Context>, ts: i64, event: &Event<'_>, out: &mut St
             write!(out, "Published {series} series in {ms} ms")
         }
     };
+}
+
+/// Appends `count` spaces.
+fn pad(out: &mut String, count: usize) {
+    out.extend(std::iter::repeat_n(' ', count));
+}
+
+/// The number of decimal digits of `value`.
+fn decimal_len(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Returns (timestamp, line) pairs of one service stream in `format` until
