@@ -12,7 +12,8 @@
 //! skip it. Set `SLUICE_CHUNK_EXPERIMENTS=1` to print first the block layout
 //! and zstd setting experiments of `support/layouts.rs` (one frame vs
 //! separate frames, minimum match length, levels, long-distance matching,
-//! per-chunk dictionaries). Then criterion measures per-codec compress /
+//! per-chunk dictionaries); `SLUICE_CHUNK_EXPERIMENTS=tokens` prints the
+//! template / variable split experiment instead. Then criterion measures per-codec compress /
 //! decompress of one 256 KiB block, append throughput (`append`: blocks cut
 //! and compressed as they fill; `append_encode`: then encoded, in both chunk
 //! formats) and query iteration. Append and iteration are measured in the
@@ -258,6 +259,7 @@ fn block_layout(entries: &[(i64, String)], size: usize) -> Vec<u8> {
 fn bench_codecs(c: &mut Criterion) {
     let sets = data_sets();
     layouts::print_layout_experiments(&sets, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
+    layouts::print_template_experiments(&sets, DEFAULT_BLOCK_SIZE);
     print_stored_table(&sets);
     let blocks: Vec<(&str, Vec<u8>)> = sets
         .iter()
