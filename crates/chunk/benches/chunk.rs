@@ -260,6 +260,7 @@ fn bench_codecs(c: &mut Criterion) {
     let sets = data_sets();
     layouts::print_layout_experiments(&sets, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
     layouts::print_template_experiments(&sets, DEFAULT_BLOCK_SIZE);
+    layouts::print_template_speed(&sets, DEFAULT_BLOCK_SIZE);
     print_stored_table(&sets);
     let blocks: Vec<(&str, Vec<u8>)> = sets
         .iter()

@@ -331,6 +331,15 @@ enum Columns {
     Context { columns: usize, context: usize },
 }
 
+/// Column of a variable whose line's template so far ends with `before`.
+fn context_column(before: &[u8], columns: usize, context: usize) -> usize {
+    let before = &before[before.len().saturating_sub(context)..];
+    let hash = before.iter().fold(2_166_136_261u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(16_777_619)
+    });
+    hash as usize % columns
+}
+
 /// A line's variables: maximal alphanumeric runs holding a digit (ids,
 /// numbers, clock fields). The template keeps everything else with 0x01 in
 /// each variable's place; each variable ends with 0x00 in its column. (An
@@ -344,6 +353,7 @@ fn split_template(lines: &[&str], columns: Columns) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut vars = vec![Vec::new(); count];
     for line in lines {
         let bytes = line.as_bytes();
+        let line_start = template.len();
         let (mut at, mut index) = (0, 0);
         while at < bytes.len() {
             if !bytes[at].is_ascii_alphanumeric() {
@@ -363,11 +373,7 @@ fn split_template(lines: &[&str], columns: Columns) -> (Vec<u8>, Vec<Vec<u8>>) {
             let column = match columns {
                 Columns::Positional(count) => index.min(count - 1),
                 Columns::Context { columns, context } => {
-                    let before = &template[template.len().saturating_sub(context)..];
-                    let hash = before.iter().fold(2_166_136_261u32, |hash, byte| {
-                        (hash ^ u32::from(*byte)).wrapping_mul(16_777_619)
-                    });
-                    hash as usize % columns
+                    context_column(&template[line_start..], columns, context)
                 }
             };
             vars[column].extend_from_slice(word);
@@ -380,57 +386,338 @@ fn split_template(lines: &[&str], columns: Columns) -> (Vec<u8>, Vec<Vec<u8>>) {
     (template, vars)
 }
 
+/// How the templates and variables of a block are stored.
+#[derive(Clone, Copy)]
+enum Split {
+    /// The template stream and every variable column as their own frames.
+    Streams(Columns),
+    /// Each distinct template once (a per-block dictionary) plus a varint
+    /// template number per line; the variable columns one after another in
+    /// one frame. With `recent`, a hex id of 16+ digits that is among the
+    /// last 32 distinct ones of its column is stored as 0x02 and its place
+    /// in that list.
+    Dictionary { columns: Columns, recent: bool },
+}
+
+/// A column's values with repeated ids written as references (see `Split`).
+fn with_references(column: &[u8]) -> Vec<u8> {
+    let mut recent: Vec<&[u8]> = Vec::new();
+    let mut out = Vec::with_capacity(column.len());
+    for value in column
+        .split(|byte| *byte == 0)
+        .filter(|value| !value.is_empty())
+    {
+        let id = value.len() >= 16
+            && value
+                .iter()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte));
+        if id {
+            if let Some(place) = recent.iter().position(|seen| *seen == value) {
+                out.extend_from_slice(&[2, place as u8]);
+                recent.remove(place);
+                recent.insert(0, value);
+                continue;
+            }
+            recent.insert(0, value);
+            recent.truncate(32);
+        }
+        out.extend_from_slice(value);
+        out.push(0);
+    }
+    out
+}
+
+/// Stored bytes of a block's templates and of its variables.
+fn split_size(zstd: Zstd, lines: &[&str], split: Split) -> (usize, usize) {
+    match split {
+        Split::Streams(columns) => {
+            let (template, vars) = split_template(lines, columns);
+            let variables = vars
+                .iter()
+                .filter(|values| !values.is_empty())
+                .map(|values| zstd.size(values))
+                .sum();
+            (zstd.size(&template), variables)
+        }
+        Split::Dictionary { columns, recent } => {
+            let (template, vars) = split_template(lines, columns);
+            let mut numbers = std::collections::HashMap::new();
+            let (mut dictionary, mut per_line) = (Vec::new(), Vec::new());
+            for line in template.split(|byte| *byte == b'\n') {
+                let next = numbers.len() as u64;
+                let number = *numbers.entry(line).or_insert_with(|| {
+                    dictionary.extend_from_slice(line);
+                    dictionary.push(b'\n');
+                    next
+                });
+                put_uvarint(&mut per_line, number);
+            }
+            (
+                zstd.size(&dictionary) + zstd.size(&per_line),
+                if recent {
+                    let columns: Vec<Vec<u8>> =
+                        vars.iter().map(|column| with_references(column)).collect();
+                    zstd.size(&columns.concat())
+                } else {
+                    zstd.size(&vars.concat())
+                },
+            )
+        }
+    }
+}
+
 pub fn print_template_experiments(sets: &[(&str, Vec<(i64, String)>)], block_size: usize) {
     if !std::env::var("SLUICE_CHUNK_EXPERIMENTS").is_ok_and(|value| value == "tokens") {
         return;
     }
-    println!("template / variable split, zstd -3 min match 6, every column its own frame");
-    println!("| data set | variables | ratio | bytes per line: timestamps + lengths / template / variables | largest variable columns, bytes per line |");
-    println!("|---|---|---|---|---|");
+    println!("template / variable split, zstd -3 min match 6");
+    println!("| data set | layout | ratio | bytes per line: timestamps + lengths / templates / variables |");
+    println!("|---|---|---|---|");
     let zstd = Zstd::level(3);
+    let rows = [
+        (
+            "template stream; variables in 4 positional columns",
+            Split::Streams(Columns::Positional(4)),
+        ),
+        (
+            "template stream; variables in 64 columns by the 4 template bytes before",
+            Split::Streams(Columns::Context {
+                columns: 64,
+                context: 4,
+            }),
+        ),
+        (
+            "template dictionary; variables grouped by the 8 template bytes before, one frame",
+            Split::Dictionary {
+                columns: Columns::Context {
+                    columns: 4096,
+                    context: 8,
+                },
+                recent: false,
+            },
+        ),
+        (
+            "… and repeated ids as references to the last 32 of their column",
+            Split::Dictionary {
+                columns: Columns::Context {
+                    columns: 4096,
+                    context: 8,
+                },
+                recent: true,
+            },
+        ),
+    ];
     for (name, entries) in sets {
         let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
         let lines = entries.len() as f64;
         let all = blocks(entries, block_size);
-        for (label, columns) in [
-            ("4 positional columns", Columns::Positional(4)),
-            (
-                "64 columns by the 4 template bytes before",
-                Columns::Context {
-                    columns: 64,
-                    context: 4,
-                },
-            ),
-        ] {
-            let (mut fixed, mut template_bytes) = (0, 0);
-            let mut per_column = vec![0usize; 64];
+        for (label, split) in rows {
+            let (mut fixed, mut templates, mut variables) = (0, 0, 0);
             for block in &all {
                 let s = sections(block);
                 fixed += zstd.size(&s.timestamps) + zstd.size(&s.lengths);
                 let text: Vec<&str> = block.iter().map(|(_, line)| line.as_str()).collect();
-                let (template, vars) = split_template(&text, columns);
-                template_bytes += zstd.size(&template);
-                for (column, values) in vars.iter().enumerate() {
-                    if !values.is_empty() {
-                        per_column[column] += zstd.size(values);
-                    }
-                }
+                let (template_bytes, variable_bytes) = split_size(zstd, &text, split);
+                templates += template_bytes;
+                variables += variable_bytes;
             }
-            let variables: usize = per_column.iter().sum();
-            per_column.sort_unstable_by(|a, b| b.cmp(a));
-            let largest: Vec<String> = per_column
-                .iter()
-                .take(3)
-                .map(|bytes| format!("{:.2}", *bytes as f64 / lines))
-                .collect();
             println!(
-                "| {name} | {label} | {:.2} | {:.2} / {:.2} / {:.2} | {} |",
-                line_bytes as f64 / (fixed + template_bytes + variables) as f64,
+                "| {name} | {label} | {:.2} | {:.2} / {:.2} / {:.2} |",
+                line_bytes as f64 / (fixed + templates + variables) as f64,
                 fixed as f64 / lines,
-                template_bytes as f64 / lines,
+                templates as f64 / lines,
                 variables as f64 / lines,
-                largest.join(", "),
             );
         }
     }
+}
+
+/// A block in the best split layout, uncompressed.
+struct Templated {
+    templates: Vec<Vec<u8>>,
+    numbers: Vec<u32>,
+    /// Each column's values, repeated ids as references.
+    columns: Vec<Vec<u8>>,
+}
+
+const COLUMNS: usize = 4096;
+const CONTEXT: usize = 8;
+
+fn templated(lines: &[&str]) -> Templated {
+    let (template, vars) = split_template(
+        lines,
+        Columns::Context {
+            columns: COLUMNS,
+            context: CONTEXT,
+        },
+    );
+    let mut numbers_of = std::collections::HashMap::new();
+    let mut block = Templated {
+        templates: Vec::new(),
+        numbers: Vec::new(),
+        columns: vars.iter().map(|column| with_references(column)).collect(),
+    };
+    for line in template.split(|byte| *byte == b'\n').take(lines.len()) {
+        let next = numbers_of.len() as u32;
+        let number = *numbers_of.entry(line).or_insert_with(|| {
+            block.templates.push(line.to_vec());
+            next
+        });
+        block.numbers.push(number);
+    }
+    block
+}
+
+/// Rebuilds the lines of a block into `out` (one after another).
+fn reassemble(block: &Templated, out: &mut Vec<u8>) {
+    // Per template: (literal before, column of the variable after it).
+    let plans: Vec<Vec<(&[u8], Option<usize>)>> = block
+        .templates
+        .iter()
+        .map(|template| {
+            let mut plan = Vec::new();
+            let mut start = 0;
+            for (at, byte) in template.iter().enumerate() {
+                if *byte == 1 {
+                    let column = context_column(&template[..at], COLUMNS, CONTEXT);
+                    plan.push((&template[start..at], Some(column)));
+                    start = at + 1;
+                }
+            }
+            plan.push((&template[start..], None));
+            plan
+        })
+        .collect();
+    let mut cursors = vec![0usize; block.columns.len()];
+    let mut recent: Vec<Vec<&[u8]>> = vec![Vec::new(); block.columns.len()];
+    for number in &block.numbers {
+        for (literal, column) in &plans[*number as usize] {
+            out.extend_from_slice(literal);
+            let Some(column) = *column else { continue };
+            let bytes = &block.columns[column];
+            let at = cursors[column];
+            let value: &[u8] = if bytes[at] == 2 {
+                let place = bytes[at + 1] as usize;
+                cursors[column] = at + 2;
+                let value = recent[column].remove(place);
+                recent[column].insert(0, value);
+                value
+            } else {
+                let end = at + memchr0(&bytes[at..]);
+                cursors[column] = end + 1;
+                let value = &bytes[at..end];
+                if value.len() >= 16
+                    && value
+                        .iter()
+                        .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(byte))
+                {
+                    recent[column].insert(0, value);
+                    recent[column].truncate(32);
+                }
+                value
+            };
+            out.extend_from_slice(value);
+        }
+    }
+}
+
+fn memchr0(bytes: &[u8]) -> usize {
+    bytes.iter().position(|byte| *byte == 0).expect("value end")
+}
+
+/// Times the best split against v2's lines section, per MB of line text:
+/// split + compress vs compress, and decompress + reassemble vs decompress.
+pub fn print_template_speed(sets: &[(&str, Vec<(i64, String)>)], block_size: usize) {
+    if !std::env::var("SLUICE_CHUNK_EXPERIMENTS").is_ok_and(|value| value == "tokens") {
+        return;
+    }
+    let zstd = Zstd::level(3);
+    println!("| data set | v2 lines: compress / decompress MB/s | split: split + compress / decompress / reassemble MB/s |");
+    println!("|---|---|---|");
+    for (name, entries) in sets.iter().take(2) {
+        let all = blocks(entries, block_size);
+        let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
+        let mb = line_bytes as f64 / 1e6;
+        let mut compressor = zstd.compressor(None);
+        let mut decompressor = zstd::bulk::Decompressor::new().expect("zstd");
+        let best = |run: &mut dyn FnMut()| {
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    run();
+                    started.elapsed().as_secs_f64()
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let plain: Vec<Vec<u8>> = all.iter().map(|block| sections(block).lines).collect();
+        let mut packed = Vec::new();
+        let v2_compress = best(&mut || {
+            packed = plain
+                .iter()
+                .map(|lines| compressor.compress(lines).expect("compress"))
+                .collect();
+        });
+        let v2_decompress = best(&mut || {
+            for (frame, lines) in packed.iter().zip(&plain) {
+                black_box(
+                    decompressor
+                        .decompress(frame, lines.len())
+                        .expect("decompress"),
+                );
+            }
+        });
+        let mut split: Vec<(Templated, Vec<u8>, Vec<u8>, usize)> = Vec::new();
+        let split_compress = best(&mut || {
+            split = all
+                .iter()
+                .map(|block| {
+                    let text: Vec<&str> = block.iter().map(|(_, line)| line.as_str()).collect();
+                    let templated = templated(&text);
+                    let mut numbers = Vec::new();
+                    for number in &templated.numbers {
+                        put_uvarint(&mut numbers, u64::from(*number));
+                    }
+                    let variables = templated.columns.concat();
+                    let frame = compressor.compress(&variables).expect("compress");
+                    let numbers = compressor.compress(&numbers).expect("compress");
+                    (templated, frame, numbers, variables.len())
+                })
+                .collect();
+        });
+        let split_decompress = best(&mut || {
+            for (templated, frame, numbers, size) in &split {
+                black_box(decompressor.decompress(frame, *size).expect("decompress"));
+                black_box(
+                    decompressor
+                        .decompress(numbers, templated.numbers.len() * 2)
+                        .expect("decompress"),
+                );
+            }
+        });
+        let mut out = Vec::with_capacity(block_size * 2);
+        let split_reassemble = best(&mut || {
+            for (templated, ..) in &split {
+                out.clear();
+                reassemble(templated, &mut out);
+                black_box(&out);
+            }
+        });
+        for ((templated, ..), lines) in split.iter().zip(&plain) {
+            out.clear();
+            reassemble(templated, &mut out);
+            assert!(out == *lines, "{name}: reassembled lines differ");
+        }
+        println!(
+            "| {name} | {:.0} / {:.0} | {:.0} / {:.0} / {:.0} |",
+            mb / v2_compress,
+            mb / v2_decompress,
+            mb / split_compress,
+            mb / split_decompress,
+            mb / split_reassemble
+        );
+    }
+}
+
+fn black_box<T>(value: T) -> T {
+    std::hint::black_box(value)
 }
