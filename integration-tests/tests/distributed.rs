@@ -133,6 +133,46 @@ fn assert_reads_exactly(querier: &SluiceProcess, data: &Dataset, acked: &[usize]
         total.to_string(),
         "{what}: count_over_time of every line"
     );
+    // So do samples the ingesters extract: the sum of each line's number,
+    // and the lines counted per stream, through a parser.
+    let sum: usize = acked
+        .iter()
+        .map(|&count| count * count.saturating_sub(1) / 2)
+        .sum();
+    let query = format!(
+        r#"sum(sum_over_time({} | pattern "<_> <_> line <n> <_>" | unwrap n [1h]))"#,
+        data.selector()
+    );
+    let resp = querier.query(&[("query", query.as_str()), ("time", time.as_str())], None);
+    let json = resp.ok_json();
+    assert_eq!(
+        json["data"]["result"][0]["value"][1].as_str(),
+        Some(sum.to_string().as_str()),
+        "{what}: sum of unwrapped line numbers in {json}"
+    );
+    let query = format!(
+        r#"sum by (stream) (count_over_time({} | pattern "<_> <_> line <n> <_>" | n=~"[0-9]+" [1h]))"#,
+        data.selector()
+    );
+    let resp = querier.query(&[("query", query.as_str()), ("time", time.as_str())], None);
+    let json = resp.ok_json();
+    for (s, &count) in acked.iter().enumerate() {
+        let stream = format!("s{s}");
+        let value = json["data"]["result"]
+            .as_array()
+            .and_then(|series| {
+                series
+                    .iter()
+                    .find(|one| one["metric"]["stream"].as_str() == Some(stream.as_str()))
+            })
+            .and_then(|one| one["value"][1].as_str())
+            .map(str::to_string);
+        let expected = (count > 0).then(|| count.to_string());
+        assert_eq!(
+            value, expected,
+            "{what}: parsed lines of {stream} in {json}"
+        );
+    }
 }
 
 /// Pushes `lines_per_stream` lines of every stream from `threads` threads

@@ -587,3 +587,130 @@ fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
     check(&mut f, &q, "store only");
     f.finish();
 }
+
+/// Metric queries with parsers (whose samples the ingester extracts and
+/// the querier extracts from the store) give exact values over data half
+/// flushed and half in memory, then from a querier reading only the store.
+#[test]
+fn metric_queries_with_parsers_are_exact_in_memory_and_flushed() {
+    use std::collections::BTreeMap;
+    const STREAMS: usize = 3;
+    const PER_STREAM: usize = 240;
+    let mut p = SluiceProcess::start_default();
+    let first = (now_ns() / SEC - 3 * 3600) * SEC;
+    let malformed = |i: usize| i % 50 == 49;
+    let level = |s: usize, i: usize| if (i + s) % 7 == 0 { "error" } else { "info" };
+    let entry = |s: usize, i: usize| {
+        let line = if malformed(i) {
+            // The parser sets `__error__` (and keeps `level="info"`).
+            format!(r#"{{"level":"info","n":{i} broken"#)
+        } else {
+            format!(
+                r#"{{"level":"{}","n":{i},"msg":"request {i}"}}"#,
+                level(s, i)
+            )
+        };
+        (first + (i * STREAMS + s) as i64 * 10 * SEC, line)
+    };
+    let push = |p: &SluiceProcess, lines: std::ops::Range<usize>| {
+        let streams: Vec<Stream> = (0..STREAMS)
+            .map(|s| {
+                Stream::new(
+                    &format!(r#"{{job="samp", stream="s{s}"}}"#),
+                    lines.clone().map(|i| entry(s, i)).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        p.push_proto_ok(&streams, None);
+    };
+    push(&p, 0..PER_STREAM / 2);
+    let r = post(&p, "/flush");
+    assert_eq!(r.status, 204, "flush: {}", r.body);
+    push(&p, PER_STREAM / 2..PER_STREAM);
+
+    // What each query must return: label value of its grouping → value.
+    let well_formed = || (0..STREAMS).flat_map(move |s| (0..PER_STREAM).map(move |i| (s, i)));
+    let mut per_level: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sum_per_stream: BTreeMap<String, usize> = BTreeMap::new();
+    let mut max_error_per_stream: BTreeMap<String, usize> = BTreeMap::new();
+    for (s, i) in well_formed().filter(|(_, i)| !malformed(*i)) {
+        *per_level.entry(level(s, i).to_string()).or_default() += 1;
+        *sum_per_stream.entry(format!("s{s}")).or_default() += i;
+        if level(s, i) == "error" {
+            let max = max_error_per_stream.entry(format!("s{s}")).or_default();
+            *max = (*max).max(i);
+        }
+    }
+    let text = |map: &BTreeMap<String, usize>| -> BTreeMap<String, String> {
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    };
+    let cases: Vec<(&str, &str, BTreeMap<String, String>)> = vec![
+        (
+            r#"sum by (level) (count_over_time({job="samp"} | json | __error__="" [4h]))"#,
+            "level",
+            text(&per_level),
+        ),
+        (
+            r#"sum by (stream) (sum_over_time({job="samp"} | json | unwrap n | __error__="" [4h]))"#,
+            "stream",
+            text(&sum_per_stream),
+        ),
+        (
+            r#"max_over_time({job="samp"} | json | level="error" | unwrap n [4h]) by (stream)"#,
+            "stream",
+            text(&max_error_per_stream),
+        ),
+        (
+            r#"sum(count_over_time({job="samp"} | json [4h]))"#,
+            "",
+            [(String::new(), (STREAMS * PER_STREAM).to_string())].into(),
+        ),
+    ];
+    let time = now_ns().to_string();
+    let check = |f: &mut Failures, p: &SluiceProcess, what: &str| {
+        for (query, label, expected) in &cases {
+            let json = p
+                .query(&[("query", query), ("time", &time)], None)
+                .ok_json();
+            let got: BTreeMap<String, String> = json["data"]["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|one| {
+                    (
+                        one["metric"][label]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        one["value"][1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            f.eq(&format!("{what}: {query}"), got, expected.clone());
+        }
+        // Samples carrying `__error__` fail the query, as entries do.
+        let r = p.query(
+            &[
+                ("query", r#"count_over_time({job="samp"} | json [4h])"#),
+                ("time", &time),
+            ],
+            None,
+        );
+        f.eq(
+            &format!("{what}: pipeline error status"),
+            (
+                r.status,
+                r.text().contains("pipeline error: 'JSONParserErr'"),
+            ),
+            (400, true),
+        );
+    };
+    let mut f = Failures::new();
+    check(&mut f, &p, "ingester and store");
+    terminate_ok(&mut p);
+    let q = start_querier(&p.data_dir().join("chunks"));
+    check(&mut f, &q, "store only");
+    f.finish();
+}

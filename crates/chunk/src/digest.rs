@@ -1,12 +1,17 @@
 //! Line digests: what an ingester sends instead of a line when the querier
-//! only counts entries. Equal lines give equal digests in every process and
+//! only counts entries or gets samples. Equal lines give equal digests in every process and
 //! version (XXH3 64, a fixed specification, written as 16 hex digits), so
 //! copies of one entry from several replicas, or from an ingester and the
 //! store, still deduplicate by (time, digest).
 
 /// Returns the digest of `line`.
 pub fn line_digest(line: &str) -> String {
-    format!("{:016x}", twox_hash::XxHash3_64::oneshot(line.as_bytes()))
+    format!("{:016x}", line_hash(line))
+}
+
+/// Returns the digest of `line` as a number (what sample queries send).
+pub fn line_hash(line: &str) -> u64 {
+    twox_hash::XxHash3_64::oneshot(line.as_bytes())
 }
 
 #[cfg(test)]

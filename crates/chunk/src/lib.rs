@@ -33,7 +33,7 @@ mod varint;
 
 pub use block::BlockMeta;
 pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
-pub use digest::line_digest;
+pub use digest::{line_digest, line_hash};
 pub use error::ChunkError;
 pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
 pub use index::{

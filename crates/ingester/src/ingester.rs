@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 use sluice_common::TenantId;
 use sluice_proto::logproto::{
     ChunkStatsRequest, ChunkStatsResponse, IndexStatsRequest, IndexStatsResponse, LabelRequest,
-    LabelResponse, PushRequest, QueryRequest, QueryResponse, SeriesRequest, SeriesResponse,
-    VolumeRequest, VolumeResponse,
+    LabelResponse, PushRequest, QueryRequest, QueryResponse, SampleQueryRequest,
+    SampleQueryResponse, SeriesRequest, SeriesResponse, VolumeRequest, VolumeResponse,
 };
 use sluice_storage::ChunkStore;
 use sluice_wal::{FsyncPolicy, Wal};
@@ -28,9 +28,9 @@ use crate::instance::{Instance, PushContext};
 use crate::limits::IngesterLimits;
 use crate::metrics::IngesterMetrics;
 use crate::push_view::PushView;
-use crate::query;
 use crate::tail::{TailSender, Tailer};
 use crate::wal_record::{decode, expand, Record};
+use crate::{query, samples};
 
 /// How often the uncompressed head blocks are checked against
 /// `ingester.max_head_memory_mb`.
@@ -334,6 +334,21 @@ impl Ingester {
             Some(instance) => query::query(&instance, request, emit),
             // Still validate the query so a bad one fails the same way.
             None => query::parse_log_query(&request.selector, request.pipeline_filter).map(|_| ()),
+        }
+    }
+
+    /// Runs a sample query, handing batches to `emit` until it returns
+    /// false.
+    pub fn query_samples(
+        &self,
+        tenant: &TenantId,
+        request: &SampleQueryRequest,
+        emit: impl FnMut(SampleQueryResponse) -> bool,
+    ) -> Result<(), IngesterError> {
+        match self.existing_instance(tenant) {
+            Some(instance) => samples::query_samples(&instance, request, emit),
+            // Still validate the query so a bad one fails the same way.
+            None => samples::parse_extraction(&request.selector).map(|_| ()),
         }
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use sluice_chunk::{Direction, LabelMatcher};
 use sluice_common::TenantId;
-use sluice_proto::logproto::{EntryAdapter, PushRequest, QueryRequest, StreamAdapter};
+use sluice_proto::logproto::{
+    EntryAdapter, PushRequest, QueryRequest, SampleQueryRequest, StreamAdapter,
+};
 use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 use sluice_storage::{select_series, ChunkStore, IndexCache, ObjectStorage, SchemaConfig};
 
@@ -514,5 +516,97 @@ async fn a_pipeline_filter_sends_the_newest_kept_lines_unchanged() {
         [93, 83, 73]
             .map(|n| (n, format!(r#"{{"n":{n},"level":"error"}}"#)))
             .to_vec()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_queries_send_extracted_values_per_series_with_line_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::fake();
+    let ingester = open(dir.path(), None).await;
+    let line = |i: i64| {
+        format!(
+            r#"{{"n":{i},"level":"{}"}}"#,
+            if i % 10 == 3 { "error" } else { "info" }
+        )
+    };
+    let request = PushRequest {
+        streams: ["a", "b"]
+            .iter()
+            .map(|job| StreamAdapter {
+                labels: format!(r#"{{job="{job}"}}"#),
+                entries: (0..100)
+                    .map(|i| EntryAdapter {
+                        timestamp: Some(timestamp_from_nanos(i)),
+                        line: line(i),
+                        structured_metadata: Vec::new(),
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+    };
+    ingester.push(&tenant, &request).unwrap();
+
+    let query = |selector: &str, start: i64, end: i64| SampleQueryRequest {
+        selector: selector.to_string(),
+        start: Some(timestamp_from_nanos(start)),
+        end: Some(timestamp_from_nanos(end)),
+        shards: Vec::new(),
+    };
+    let run = |request: SampleQueryRequest| {
+        let mut got = Vec::new();
+        ingester
+            .query_samples(&tenant, &request, |batch| {
+                got.extend(batch.series);
+                true
+            })
+            .map(|()| got)
+    };
+    // The outer sum's grouping applies: one series per level and stream.
+    let mut series = run(query(
+        r#"sum by (level) (sum_over_time({job=~"a|b"} | json | unwrap n [1m]))"#,
+        10,
+        50,
+    ))
+    .unwrap();
+    series.sort_by(|x, y| (&x.labels, x.stream_hash).cmp(&(&y.labels, y.stream_hash)));
+    assert_eq!(series.len(), 4, "{series:?}");
+    for one in &series {
+        let (expected, level): (Vec<i64>, &str) = if one.labels.contains("error") {
+            ((10..50).filter(|i| i % 10 == 3).collect(), "error")
+        } else {
+            ((10..50).filter(|i| i % 10 != 3).collect(), "info")
+        };
+        assert_eq!(one.labels, format!(r#"{{level="{level}"}}"#));
+        let got: Vec<(i64, f64, u64)> = one
+            .samples
+            .iter()
+            .map(|sample| (sample.timestamp, sample.value, sample.hash))
+            .collect();
+        let want: Vec<(i64, f64, u64)> = expected
+            .iter()
+            .map(|i| (*i, *i as f64, sluice_chunk::line_hash(&line(*i))))
+            .collect();
+        assert_eq!(got, want);
+    }
+    assert_ne!(series[0].stream_hash, series[1].stream_hash);
+
+    // Only a range aggregation (or a sum that pushes into one) is an
+    // extraction.
+    let refused = run(query(r#"{job="a"} | json"#, 0, 100)).unwrap_err();
+    assert!(
+        refused.to_string().contains("not a sample extraction"),
+        "{refused}"
+    );
+    let refused = run(query(
+        r#"max(count_over_time({job="a"} | json [1m]))"#,
+        0,
+        100,
+    ))
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("not a sample extraction"),
+        "{refused}"
     );
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod push_server;
 mod push_view;
 mod query;
+mod samples;
 pub mod service;
 mod stream;
 mod tail;

@@ -134,7 +134,7 @@ pub(crate) fn query(
 }
 
 /// The shard a query reads (`None`: every stream). Loki sends at most one.
-fn query_shard(shards: &[String]) -> Result<Option<Shard>, IngesterError> {
+pub(crate) fn query_shard(shards: &[String]) -> Result<Option<Shard>, IngesterError> {
     match shards {
         [] => Ok(None),
         [shard] => shard

@@ -11,8 +11,9 @@ use sluice_common::{stage_span, TenantId};
 use sluice_proto::logproto::querier_server::{Querier, QuerierServer};
 use sluice_proto::logproto::{
     ChunkStatsRequest, ChunkStatsResponse, IndexStatsRequest, IndexStatsResponse, LabelRequest,
-    LabelResponse, QueryRequest, QueryResponse, SeriesRequest, SeriesResponse, TailRequest,
-    TailResponse, TailersCountRequest, TailersCountResponse, VolumeRequest, VolumeResponse,
+    LabelResponse, QueryRequest, QueryResponse, SampleQueryRequest, SampleQueryResponse,
+    SeriesRequest, SeriesResponse, TailRequest, TailResponse, TailersCountRequest,
+    TailersCountResponse, VolumeRequest, VolumeResponse,
 };
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
@@ -79,11 +80,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 type QueryStream = Pin<Box<dyn Stream<Item = Result<QueryResponse, Status>> + Send>>;
+type QuerySampleStream = Pin<Box<dyn Stream<Item = Result<SampleQueryResponse, Status>> + Send>>;
 type TailStream = Pin<Box<dyn Stream<Item = Result<TailResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Querier for IngesterService {
     type QueryStream = QueryStream;
+    type QuerySampleStream = QuerySampleStream;
     type TailStream = TailStream;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryStream>, Status> {
@@ -112,6 +115,45 @@ impl Querier for IngesterService {
             });
             span.record("streams", streams);
             span.record("entries", entries);
+            if let Err(err) = result {
+                // The receiver may be gone already; nothing else to tell.
+                let _ = sender.blocking_send(Err(Status::from(err)));
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn query_sample(
+        &self,
+        request: Request<SampleQueryRequest>,
+    ) -> Result<Response<QuerySampleStream>, Status> {
+        let tenant = tenant_of(&request)?;
+        let query = request.into_inner();
+        let ingester = Arc::clone(&self.ingester);
+        let (sender, receiver) = mpsc::channel(QUERY_STREAM_BUFFER);
+        let span = stage_span!(
+            "ingester.query_sample",
+            tenant = %tenant,
+            selector = %query.selector,
+            series = tracing::field::Empty,
+            samples = tracing::field::Empty,
+        );
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let (mut series, mut samples) = (0usize, 0usize);
+            let result = ingester.query_samples(&tenant, &query, |batch| {
+                series += batch.series.len();
+                samples += batch
+                    .series
+                    .iter()
+                    .map(|one| one.samples.len())
+                    .sum::<usize>();
+                sender.blocking_send(Ok(batch)).is_ok()
+            });
+            span.record("series", series);
+            span.record("samples", samples);
             if let Err(err) = result {
                 // The receiver may be gone already; nothing else to tell.
                 let _ = sender.blocking_send(Err(Status::from(err)));

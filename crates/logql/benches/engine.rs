@@ -7,7 +7,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sluice_logql::{
-    evaluate, parse_expr, plan, Direction, EvalLimits, InputStream, LabelSet, QueryKind,
+    evaluate, parse_expr, plan, Direction, EvalLimits, Input, InputStream, LabelSet, QueryKind,
     QueryParams, QueryValue,
 };
 
@@ -77,7 +77,7 @@ fn run(c: &mut Criterion, name: &str, query: &str) {
     group.sample_size(10);
     group.bench_function(name, |b| {
         b.iter_batched(
-            || vec![data.clone()],
+            || vec![Input::Entries(data.clone())],
             |data| {
                 let value = evaluate(&expr, &params, data, &limits).expect("evaluate");
                 match value {

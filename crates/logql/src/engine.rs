@@ -13,7 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::plan::eval_steps;
 use crate::range_agg::{can_push_down_sum, eval_range_agg};
 use crate::value::{
-    compare_labels, Direction, EvalError, EvalLimits, InputStream, QueryKind, QueryParams,
+    compare_labels, Direction, EvalError, EvalLimits, Input, InputStream, QueryKind, QueryParams,
     QueryValue, ResultStream, Sample, Series,
 };
 use crate::vector_agg::eval_vector_agg;
@@ -66,12 +66,12 @@ enum Val {
 
 struct Ctx {
     steps: Vec<i64>,
-    data: Vec<Vec<InputStream>>,
+    data: Vec<Input>,
     next: usize,
 }
 
 impl Ctx {
-    fn take_data(&mut self) -> Result<Vec<InputStream>, EvalError> {
+    fn take_data(&mut self) -> Result<Input, EvalError> {
         let index = self.next;
         self.next += 1;
         self.data
@@ -86,7 +86,7 @@ impl Ctx {
 pub fn evaluate(
     expr: &Expr,
     params: &QueryParams,
-    data: Vec<Vec<InputStream>>,
+    data: Vec<Input>,
     limits: &EvalLimits,
 ) -> Result<QueryValue, EvalError> {
     if let Expr::Log(log) = expr {
@@ -98,7 +98,14 @@ pub fn evaluate(
                 params.limit, limits.max_entries_limit_per_query
             )));
         }
-        let streams = data.into_iter().next().unwrap_or_default();
+        let streams = match data.into_iter().next().unwrap_or_default() {
+            Input::Entries(streams) => streams,
+            Input::Samples(_) => {
+                return Err(EvalError::internal(
+                    "a log query got samples instead of entries",
+                ))
+            }
+        };
         return eval_log_query(log, params, streams).map(QueryValue::Streams);
     }
     let steps = eval_steps(params)?;

@@ -18,6 +18,7 @@ mod binop;
 mod engine;
 mod entry_filter;
 mod error;
+mod extract;
 mod filter;
 mod ip;
 pub mod labelset;
@@ -47,6 +48,7 @@ pub use ast::{
 pub use engine::evaluate;
 pub use entry_filter::{EntryFilter, StreamEntryFilter};
 pub use error::{ParseError, EMPTY_COMPATIBLE_SELECTOR, ONLY_LABEL_MATCHERS};
+pub use extract::{SampleExtractor, StreamSamples};
 pub use filter::{LineFilter, LineFilterAlt, LineFilterChain, LineFilterOp};
 pub use ip::IpPattern;
 pub use labelset::LabelSet;
@@ -63,8 +65,8 @@ pub use stages::{
 };
 pub use units::{format_bytes, format_duration, format_float};
 pub use value::{
-    format_sample_value, DataRequest, Direction, EvalError, EvalErrorKind, EvalLimits, InputStream,
-    QueryKind, QueryParams, QueryValue, ResultStream, Sample, Series,
+    format_sample_value, DataRequest, Direction, EvalError, EvalErrorKind, EvalLimits, Input,
+    InputStream, QueryKind, QueryParams, QueryValue, ResultStream, Sample, SampleSeries, Series,
 };
 
 /// Parses and validates a LogQL query (log or metric).

@@ -1,7 +1,9 @@
 //! Query planning: evaluation timestamps (step alignment) and the data each
 //! log selector occurrence needs.
 
-use crate::ast::{Expr, LogExpr, RangeAggregation, RangeOp, Stage};
+use crate::ast::{Expr, Grouping, LogExpr, RangeAggregation, RangeOp, Stage, VectorOp};
+use crate::extract::extraction_text;
+use crate::range_agg::can_push_down_sum;
 use crate::value::{DataRequest, Direction, EvalError, QueryKind, QueryParams};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
@@ -69,6 +71,7 @@ pub fn plan(expr: &Expr, params: &QueryParams) -> Result<Vec<DataRequest>, EvalE
                 params.limit
             },
             direction: params.direction,
+            extraction: None,
         }),
         _ => {
             let steps = eval_steps(params)?;
@@ -84,13 +87,22 @@ pub fn plan(expr: &Expr, params: &QueryParams) -> Result<Vec<DataRequest>, EvalE
 
 fn collect_metric(expr: &Expr, first: i64, last: i64, out: &mut Vec<DataRequest>) {
     match expr {
-        Expr::RangeAggregation(agg) => {
-            let range = &agg.range;
-            let mut request = window_request(&range.log, first, last, range.range, range.offset);
-            request.counts_only = counts_only(agg);
-            out.push(request);
-        }
-        Expr::VectorAggregation(agg) => collect_metric(&agg.inner, first, last, out),
+        Expr::RangeAggregation(agg) => out.push(range_request(agg, None, first, last)),
+        Expr::VectorAggregation(agg) => match &*agg.inner {
+            // The engine pushes this grouping into the extraction
+            // (`eval_metric`), so the sources must too.
+            Expr::RangeAggregation(inner)
+                if agg.op == VectorOp::Sum && can_push_down_sum(inner) =>
+            {
+                out.push(range_request(
+                    inner,
+                    Some(agg.grouping.as_ref()),
+                    first,
+                    last,
+                ))
+            }
+            inner => collect_metric(inner, first, last, out),
+        },
         Expr::BinOp(bin) => {
             collect_metric(&bin.lhs, first, last, out);
             collect_metric(&bin.rhs, first, last, out);
@@ -100,6 +112,21 @@ fn collect_metric(expr: &Expr, first: i64, last: i64, out: &mut Vec<DataRequest>
         // parser; literals and vector() need no data.
         Expr::Log(_) | Expr::Literal(_) | Expr::Vector(_) => {}
     }
+}
+
+fn range_request(
+    agg: &RangeAggregation,
+    pushdown: Option<Option<&Grouping>>,
+    first: i64,
+    last: i64,
+) -> DataRequest {
+    let range = &agg.range;
+    let mut request = window_request(&range.log, first, last, range.range, range.offset);
+    request.counts_only = counts_only(agg);
+    if !request.counts_only {
+        request.extraction = Some(extraction_text(agg, pushdown));
+    }
+    request
 }
 
 /// Whether a range aggregation only counts the entries that pass its line
@@ -155,6 +182,7 @@ fn window_request(log: &LogExpr, first: i64, last: i64, range: i64, offset: i64)
         counts_only: false,
         limit: 0,
         direction: Direction::Forward,
+        extraction: None,
     }
 }
 
@@ -214,7 +242,7 @@ mod tests {
     #[test]
     fn counted_requests_need_no_lines() {
         use crate::labelset::LabelSet;
-        use crate::value::{EvalLimits, InputStream, QueryValue};
+        use crate::value::{EvalLimits, Input, InputStream, QueryValue};
         const SEC: i64 = 1_000_000_000;
         let raw: Vec<InputStream> = ["a", "b"]
             .iter()
@@ -250,15 +278,19 @@ mod tests {
         for query in queries {
             let expr = crate::parse_expr(query).unwrap();
             let requests = plan(&expr, &params).unwrap();
-            let whole_data: Vec<Vec<InputStream>> = requests.iter().map(|_| raw.clone()).collect();
+            let whole_data: Vec<Input> = requests
+                .iter()
+                .map(|_| Input::Entries(raw.clone()))
+                .collect();
             let whole = crate::evaluate(&expr, &params, whole_data, &limits).unwrap();
             // What a source returns: filtered, and for counted requests
             // with the lines replaced.
-            let fetched: Vec<Vec<InputStream>> = requests
+            let fetched: Vec<Input> = requests
                 .iter()
                 .map(|request| {
                     let filters = request.log.line_filters();
-                    raw.iter()
+                    let streams = raw
+                        .iter()
                         .map(|stream| InputStream {
                             labels: stream.labels.clone(),
                             entries: stream
@@ -275,7 +307,8 @@ mod tests {
                                 })
                                 .collect(),
                         })
-                        .collect()
+                        .collect();
+                    Input::Entries(streams)
                 })
                 .collect();
             let counted =

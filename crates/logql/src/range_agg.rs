@@ -1,78 +1,16 @@
-//! Range aggregations: sample extraction (pipeline, unwrap, label grouping)
-//! and per-step window functions over `(t − range − offset, t − offset]`.
+//! Range aggregations: samples (extracted here from entries with
+//! [`SampleExtractor`], or by a source) and per-step window functions over
+//! `(t − range − offset, t − offset]`.
 
 use std::collections::HashMap;
 
-use crate::ast::{Grouping, LabelFilter, RangeAggregation, RangeOp, Unwrap, UnwrapConversion};
+use crate::ast::{Grouping, RangeAggregation, RangeOp};
 use crate::engine::StepVectors;
+use crate::extract::SampleExtractor;
 use crate::labelset::LabelSet;
 use crate::matcher::MatchOp;
-use crate::pipeline::Pipeline;
-use crate::value::{EvalError, InputStream};
-
-use crate::ip::IpPattern;
-use crate::stages::{ERROR_DETAILS_LABEL, ERROR_LABEL, ERR_LABEL_FILTER, ERR_SAMPLE_EXTRACTION};
-use crate::template::funcs::{parse_bytes_go, parse_duration_go, parse_float_go};
-
-/// How extracted samples' labels are reduced before the window functions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Extract {
-    /// Keep every label.
-    All,
-    /// Drop every label (`by ()`, or an outer `sum` without grouping pushed
-    /// down); an `__error__` is dropped too.
-    NoLabels,
-    /// Keep only these labels (unless the sample carries `__error__`).
-    By(Vec<String>),
-    /// Drop these labels (unless the sample carries `__error__`).
-    Without(Vec<String>),
-}
-
-impl Extract {
-    fn from_grouping(grouping: Option<&Grouping>) -> Extract {
-        match grouping {
-            None => Extract::All,
-            Some(g) if g.labels.is_empty() && !g.without => Extract::NoLabels,
-            Some(g) if g.labels.is_empty() => Extract::All,
-            Some(g) if g.without => Extract::Without(g.labels.clone()),
-            Some(g) => Extract::By(g.labels.clone()),
-        }
-    }
-
-    fn with_unwrap(self, unwrap: Option<&Unwrap>) -> Extract {
-        let Some(unwrap) = unwrap else { return self };
-        match self {
-            Extract::All => Extract::Without(vec![unwrap.label.clone()]),
-            Extract::Without(mut names) => {
-                names.push(unwrap.label.clone());
-                Extract::Without(names)
-            }
-            other => other,
-        }
-    }
-
-    fn apply(&self, labels: &LabelSet) -> LabelSet {
-        match self {
-            Extract::NoLabels => LabelSet::new(Vec::new()),
-            _ if labels.get(ERROR_LABEL).is_some() => labels.clone(),
-            Extract::All => labels.clone(),
-            Extract::By(names) => LabelSet::new(
-                labels
-                    .iter()
-                    .filter(|(k, _)| names.iter().any(|n| n == k))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            Extract::Without(names) => LabelSet::new(
-                labels
-                    .iter()
-                    .filter(|(k, _)| !names.iter().any(|n| n == k))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-        }
-    }
-}
+use crate::stages::ERROR_LABEL;
+use crate::value::{EvalError, Input, InputStream};
 
 /// Returns true if an outer `sum` may push its grouping into this range
 /// aggregation (Loki's `canInjectVectorGrouping`).
@@ -99,107 +37,6 @@ pub(crate) fn pipeline_error(labels: &LabelSet) -> EvalError {
     ))
 }
 
-/// Converts an unwrapped label value; the error text is Go's.
-fn convert(value: &str, conversion: Option<UnwrapConversion>) -> Result<f64, String> {
-    match conversion {
-        None => parse_float_go(value),
-        Some(UnwrapConversion::Duration | UnwrapConversion::DurationSeconds) => {
-            parse_duration_go(value).map(|ns| ns as f64 / 1e9)
-        }
-        Some(UnwrapConversion::Bytes) => parse_bytes_go(value).map(|b| b as f64),
-    }
-}
-
-/// Labels of a sample during post-unwrap filtering; the error state is the
-/// presence of `__error__`.
-struct PostLabels(Vec<(String, String)>);
-
-impl PostLabels {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn set_error(&mut self, kind: &str, details: &str) {
-        self.0
-            .retain(|(k, _)| k != ERROR_LABEL && k != ERROR_DETAILS_LABEL);
-        self.0.push((ERROR_LABEL.to_string(), kind.to_string()));
-        self.0
-            .push((ERROR_DETAILS_LABEL.to_string(), details.to_string()));
-    }
-
-    /// Loki's numeric/duration/bytes filter: an entry already in error
-    /// passes, a missing label drops it, an unparsable value sets
-    /// `LabelFilterErr` and keeps it.
-    fn convert<T>(
-        &mut self,
-        name: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, bool> {
-        if self.get(ERROR_LABEL).is_some() {
-            return Err(true);
-        }
-        let Some(value) = self.get(name) else {
-            return Err(false);
-        };
-        match parse(value) {
-            Ok(parsed) => Ok(parsed),
-            Err(message) => {
-                self.set_error(ERR_LABEL_FILTER, &message);
-                Err(true)
-            }
-        }
-    }
-}
-
-/// Evaluates a label filter that follows `| unwrap`.
-fn post_filter(filter: &LabelFilter, labels: &mut PostLabels) -> bool {
-    match filter {
-        LabelFilter::Matcher(m) => m.matches(labels.get(&m.name).unwrap_or("")),
-        LabelFilter::Number { name, op, value } => match labels.convert(name, parse_float_go) {
-            Ok(parsed) => op.compare(parsed, *value),
-            Err(decided) => decided,
-        },
-        LabelFilter::Duration { name, op, value } => {
-            match labels.convert(name, parse_duration_go) {
-                Ok(parsed) => op.compare(parsed, *value),
-                Err(decided) => decided,
-            }
-        }
-        LabelFilter::Bytes { name, op, value } => match labels.convert(name, parse_bytes_go) {
-            Ok(parsed) => op.compare(parsed, *value),
-            Err(decided) => decided,
-        },
-        LabelFilter::Ip {
-            name,
-            equal,
-            pattern,
-        } => {
-            if labels.get(ERROR_LABEL).is_some() {
-                return true;
-            }
-            match (labels.get(name), IpPattern::parse(pattern)) {
-                (Some(value), Some(ip)) => ip.matches_str(value) == *equal,
-                _ => false,
-            }
-        }
-        LabelFilter::And(a, b) => {
-            let left = post_filter(a, labels);
-            let right = post_filter(b, labels);
-            left && right
-        }
-        LabelFilter::Or(a, b) => post_filter(a, labels) || post_filter(b, labels),
-    }
-}
-
-enum SampleKind<'u> {
-    Count,
-    Bytes,
-    Unwrap(&'u Unwrap),
-}
-
 /// Labels of `absent_over_time`'s output: the selector's `=` matchers, minus
 /// names matched more than once or by other operators.
 fn absent_labels(agg: &RangeAggregation) -> LabelSet {
@@ -216,27 +53,16 @@ fn absent_labels(agg: &RangeAggregation) -> LabelSet {
     LabelSet::new(pairs)
 }
 
-/// Evaluates a range aggregation at `steps`. `pushdown` is the grouping of
-/// an outer `sum` when [`can_push_down_sum`] holds.
+/// Evaluates a range aggregation at `steps` over its data: entries, or
+/// samples a source extracted with the same [`SampleExtractor`]. `pushdown`
+/// is the grouping of an outer `sum` when [`can_push_down_sum`] holds.
 pub(crate) fn eval_range_agg(
     agg: &RangeAggregation,
     pushdown: Option<Option<&Grouping>>,
-    streams: Vec<InputStream>,
+    input: Input,
     steps: &[i64],
 ) -> Result<StepVectors, EvalError> {
     let range = &agg.range;
-    let extract = match pushdown {
-        // `sum(...)` without grouping is `sum by ()`.
-        Some(None) => Extract::NoLabels,
-        Some(Some(g)) => Extract::from_grouping(Some(g)),
-        None => Extract::from_grouping(agg.grouping.as_ref()),
-    }
-    .with_unwrap(range.unwrap.as_ref());
-    let kind = match (&range.unwrap, agg.op) {
-        (Some(unwrap), _) => SampleKind::Unwrap(unwrap),
-        (None, RangeOp::BytesOverTime | RangeOp::BytesRate) => SampleKind::Bytes,
-        (None, _) => SampleKind::Count,
-    };
     let (from, through) = match (steps.first(), steps.last()) {
         (Some(first), Some(last)) => (
             first
@@ -246,134 +72,25 @@ pub(crate) fn eval_range_agg(
         ),
         _ => (0, -1),
     };
-
-    let pipeline = if range.log.pipeline.is_empty() {
-        None
-    } else {
-        // Only the grouping labels (and the unwrapped one) are needed when
-        // the extraction reduces labels, as with Loki's parser hints; label
-        // filters after the unwrap may read anything.
-        let post_filters_present = range
-            .unwrap
-            .as_ref()
-            .is_some_and(|u| !u.post_filters.is_empty());
-        let mut required: Option<Vec<&str>> = match &extract {
-            _ if post_filters_present => None,
-            Extract::NoLabels => Some(Vec::new()),
-            Extract::By(names) => Some(names.iter().map(String::as_str).collect()),
-            Extract::All | Extract::Without(_) => None,
-        };
-        if let (Some(required), Some(unwrap)) = (required.as_mut(), range.unwrap.as_ref()) {
-            required.push(unwrap.label.as_str());
-        }
-        Some(
-            Pipeline::new_with_required(&range.log.pipeline, required.as_deref())
-                .map_err(|err| EvalError::bad_request(err.to_string()))?,
-        )
+    let in_range = |series: &[(i64, f64)]| {
+        let first = series.partition_point(|(ts, _)| *ts <= from);
+        let last = series.partition_point(|(ts, _)| *ts <= through);
+        series[first..last.max(first)].to_vec()
     };
-    let post_filters: &[LabelFilter] = range
-        .unwrap
-        .as_ref()
-        .map_or(&[], |u| u.post_filters.as_slice());
 
-    let mut index: HashMap<LabelSet, u32> = HashMap::new();
-    let mut series_labels: Vec<LabelSet> = Vec::new();
-    let mut samples: Vec<Vec<(i64, f64)>> = Vec::new();
-    let mut series_of = |labels: LabelSet| -> u32 {
-        if let Some(id) = index.get(&labels) {
-            return *id;
+    let (series_labels, mut samples) = match input {
+        Input::Samples(series) => {
+            let mut by_labels: HashMap<LabelSet, Vec<(i64, f64)>> = HashMap::new();
+            for one in series {
+                by_labels
+                    .entry(one.labels)
+                    .or_default()
+                    .extend(in_range(&one.samples));
+            }
+            by_labels.into_iter().unzip()
         }
-        let id = series_labels.len() as u32;
-        series_labels.push(labels.clone());
-        samples.push(Vec::new());
-        index.insert(labels, id);
-        id
+        Input::Entries(streams) => extract_entries(agg, pushdown, &streams, from, through)?,
     };
-    let mut pushes: Vec<(u32, i64, f64)> = Vec::new();
-
-    for stream in &streams {
-        let mut stream_pipeline = pipeline.as_ref().map(|p| p.for_stream(&stream.labels));
-        // Cache of the last processed label set and its series.
-        let mut last: Option<(LabelSet, u32)> = None;
-        let fast_series = if stream_pipeline.is_none() && range.unwrap.is_none() {
-            Some(series_of(extract.apply(&stream.labels)))
-        } else {
-            None
-        };
-        let first = stream.entries.partition_point(|(ts, _)| *ts <= from);
-        for (ts, line) in &stream.entries[first..] {
-            let ts = *ts;
-            if ts > through {
-                break;
-            }
-            if let Some(id) = fast_series {
-                let value = match kind {
-                    SampleKind::Bytes => line.len() as f64,
-                    _ => 1.0,
-                };
-                pushes.push((id, ts, value));
-                continue;
-            }
-            let (out_line, labels): (&str, &LabelSet) = match stream_pipeline.as_mut() {
-                Some(sp) => match sp.process(ts, line) {
-                    Some(processed) => (processed.line, processed.labels),
-                    None => continue,
-                },
-                None => (line.as_str(), &stream.labels),
-            };
-            let (value, labels) = match kind {
-                SampleKind::Count => (1.0, labels),
-                SampleKind::Bytes => (out_line.len() as f64, labels),
-                SampleKind::Unwrap(unwrap) => {
-                    let raw = match labels.get(&unwrap.label) {
-                        Some(raw) if !raw.is_empty() => raw,
-                        _ => continue,
-                    };
-                    let (value, error) = match convert(raw, unwrap.conversion) {
-                        Ok(v) => (v, None),
-                        Err(details) => (0.0, Some(details)),
-                    };
-                    let owned = if error.is_none() && post_filters.is_empty() {
-                        None
-                    } else {
-                        let mut post = PostLabels(
-                            labels
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.to_string()))
-                                .collect(),
-                        );
-                        if let Some(details) = error {
-                            post.set_error(ERR_SAMPLE_EXTRACTION, &details);
-                        }
-                        if !post_filters.iter().all(|f| post_filter(f, &mut post)) {
-                            continue;
-                        }
-                        Some(LabelSet::new(post.0))
-                    };
-                    match owned {
-                        Some(owned) => {
-                            let id = series_of(extract.apply(&owned));
-                            pushes.push((id, ts, value));
-                            continue;
-                        }
-                        None => (value, labels),
-                    }
-                }
-            };
-            let id = match &last {
-                Some((cached, id)) if cached == labels => *id,
-                _ => {
-                    let id = series_of(extract.apply(labels));
-                    last = Some((labels.clone(), id));
-                    id
-                }
-            };
-            pushes.push((id, ts, value));
-        }
-    }
-    for (id, ts, value) in pushes {
-        samples[id as usize].push((ts, value));
-    }
     for series in &mut samples {
         if !series.is_sorted_by_key(|(ts, _)| *ts) {
             series.sort_by_key(|(ts, _)| *ts);
@@ -436,6 +153,53 @@ pub(crate) fn eval_range_agg(
         labels,
         steps: out_steps,
     })
+}
+
+/// One series' `(ts_ns, value)` samples.
+type SeriesSamples = Vec<(i64, f64)>;
+
+/// Extracts the samples of `streams` in `(from, through]`: each series'
+/// labels and its samples (not yet sorted across streams).
+fn extract_entries(
+    agg: &RangeAggregation,
+    pushdown: Option<Option<&Grouping>>,
+    streams: &[InputStream],
+    from: i64,
+    through: i64,
+) -> Result<(Vec<LabelSet>, Vec<SeriesSamples>), EvalError> {
+    let extractor = SampleExtractor::new(agg, pushdown)?;
+    let mut index: HashMap<LabelSet, usize> = HashMap::new();
+    let mut series_labels: Vec<LabelSet> = Vec::new();
+    let mut samples: Vec<Vec<(i64, f64)>> = Vec::new();
+    for stream in streams {
+        let mut extract = extractor.for_stream(&stream.labels);
+        // The last series and its id, to skip the map for runs of one series.
+        let mut last: Option<(LabelSet, usize)> = None;
+        let first = stream.entries.partition_point(|(ts, _)| *ts <= from);
+        for (ts, line) in &stream.entries[first..] {
+            let ts = *ts;
+            if ts > through {
+                break;
+            }
+            let Some((labels, value)) = extract.process(ts, line) else {
+                continue;
+            };
+            let id = match &last {
+                Some((cached, id)) if *cached == labels => *id,
+                _ => {
+                    let id = *index.entry(labels.clone()).or_insert_with(|| {
+                        series_labels.push(labels.clone());
+                        samples.push(Vec::new());
+                        series_labels.len() - 1
+                    });
+                    last = Some((labels, id));
+                    id
+                }
+            };
+            samples[id].push((ts, value));
+        }
+    }
+    Ok((series_labels, samples))
 }
 
 fn window_value(agg: &RangeAggregation, window: &[(i64, f64)], range_ns: i64, range_s: f64) -> f64 {
@@ -591,16 +355,5 @@ mod tests {
         assert_eq!(quantile(1.0, &mut v), 4.0);
         assert_eq!(quantile(-1.0, &mut v), f64::NEG_INFINITY);
         assert_eq!(quantile(2.0, &mut v), f64::INFINITY);
-    }
-
-    #[test]
-    fn conversions() {
-        assert_eq!(convert("1.5", None), Ok(1.5));
-        assert_eq!(
-            convert("abc", None),
-            Err("strconv.ParseFloat: parsing \"abc\": invalid syntax".to_string())
-        );
-        assert_eq!(convert("1m30s", Some(UnwrapConversion::Duration)), Ok(90.0));
-        assert_eq!(convert("2KiB", Some(UnwrapConversion::Bytes)), Ok(2048.0));
     }
 }

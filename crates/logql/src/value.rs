@@ -73,6 +73,36 @@ pub struct DataRequest {
     pub limit: u32,
     /// The order `limit` counts in.
     pub direction: Direction,
+    /// For a range aggregation that reads more than counts: the sample
+    /// extraction ([`crate::SampleExtractor::parse`] compiles it) a source
+    /// may run itself, answering with [`Input::Samples`] instead of
+    /// entries.
+    pub extraction: Option<String>,
+}
+
+/// The data answering one [`DataRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Entries by stream.
+    Entries(Vec<InputStream>),
+    /// Samples already extracted with the request's `extraction`, each
+    /// entry of each stream once.
+    Samples(Vec<SampleSeries>),
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input::Entries(Vec::new())
+    }
+}
+
+/// Extracted samples of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSeries {
+    /// The series' labels, as the extraction produced them.
+    pub labels: LabelSet,
+    /// `(ts_ns, value)`, ascending by timestamp.
+    pub samples: Vec<(i64, f64)>,
 }
 
 /// One input stream: its indexed labels and entries ascending by timestamp.

@@ -26,9 +26,11 @@
 use std::path::Path;
 
 use serde_json::Value;
+use std::collections::HashMap;
+
 use sluice_logql::{
-    evaluate, parse_expr, plan, Direction, EvalLimits, InputStream, LabelSet, QueryKind,
-    QueryParams, QueryValue,
+    evaluate, parse_expr, plan, Direction, EvalLimits, Input, InputStream, LabelSet, QueryKind,
+    QueryParams, QueryValue, SampleExtractor, SampleSeries,
 };
 
 const NS: i64 = 1_000_000_000;
@@ -289,7 +291,39 @@ fn compare(expected: &Value, actual: &QueryValue) -> Result<(), String> {
     }
 }
 
-fn run_case(file_streams: &[InputStream], case: &Value) -> Result<(), String> {
+/// How the data reaches the engine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sources {
+    /// Every request answered with entries.
+    Entries,
+    /// Requests with an extraction answered with samples, extracted as an
+    /// ingester would (from the extraction's text, stream by stream).
+    Samples,
+}
+
+/// The samples a source would send for `streams` under `extraction`.
+fn extract(extraction: &str, streams: Vec<InputStream>) -> Result<Input, String> {
+    let extractor = SampleExtractor::parse(extraction).map_err(|err| err.message)?;
+    let mut series: Vec<SampleSeries> = Vec::new();
+    for stream in streams {
+        let mut by_labels: HashMap<LabelSet, Vec<(i64, f64)>> = HashMap::new();
+        let mut samples = extractor.for_stream(&stream.labels);
+        for (ts, line) in &stream.entries {
+            if let Some((labels, value)) = samples.process(*ts, line) {
+                by_labels.entry(labels).or_default().push((*ts, value));
+            }
+        }
+        series.extend(
+            by_labels
+                .into_iter()
+                .map(|(labels, samples)| SampleSeries { labels, samples }),
+        );
+    }
+    Ok(Input::Samples(series))
+}
+
+/// Runs one case; false when `sources` does not apply to it.
+fn run_case(file_streams: &[InputStream], case: &Value, sources: Sources) -> Result<bool, String> {
     let query = case["query"].as_str().ok_or("query missing")?;
     let expected = &case["expected"];
     let expected_error = expected.get("error").and_then(Value::as_str);
@@ -305,7 +339,7 @@ fn run_case(file_streams: &[InputStream], case: &Value) -> Result<(), String> {
         Ok(expr) => expr,
         Err(err) => {
             return match expected_error {
-                Some(e) if e == err.to_string() => Ok(()),
+                Some(e) if e == err.to_string() => Ok(sources == Sources::Entries),
                 _ => Err(format!("parse error: {err}")),
             }
         }
@@ -347,11 +381,18 @@ fn run_case(file_streams: &[InputStream], case: &Value) -> Result<(), String> {
             .unwrap_or(500) as usize,
         max_entries_limit_per_query: 5000,
     };
-    let outcome = plan(&expr, &params).and_then(|requests| {
-        let data = requests
+    let planned = plan(&expr, &params);
+    let samples_used = planned
+        .as_ref()
+        .is_ok_and(|requests| requests.iter().any(|request| request.extraction.is_some()));
+    if sources == Sources::Samples && !samples_used {
+        return Ok(false);
+    }
+    let outcome = planned.and_then(|requests| {
+        let data: Result<Vec<Input>, String> = requests
             .iter()
             .map(|req| {
-                streams
+                let streams: Vec<InputStream> = streams
                     .iter()
                     .filter(|s| {
                         req.log
@@ -369,14 +410,19 @@ fn run_case(file_streams: &[InputStream], case: &Value) -> Result<(), String> {
                             .collect(),
                     })
                     .filter(|s| !s.entries.is_empty())
-                    .collect()
+                    .collect();
+                match (&req.extraction, sources) {
+                    (Some(extraction), Sources::Samples) => extract(extraction, streams),
+                    _ => Ok(Input::Entries(streams)),
+                }
             })
             .collect();
+        let data = data.map_err(sluice_logql::EvalError::bad_request)?;
         evaluate(&expr, &params, data, &limits)
     });
     match (outcome, expected_error) {
-        (Ok(value), None) => compare(expected, &value),
-        (Err(err), Some(e)) if err.message == e => Ok(()),
+        (Ok(value), None) => compare(expected, &value).map(|()| true),
+        (Err(err), Some(e)) if err.message == e => Ok(true),
         (Err(err), Some(e)) => Err(format!("expected error {e:?}, got error {:?}", err.message)),
         (Err(err), None) => Err(format!("unexpected error: {}", err.message)),
         (Ok(value), Some(e)) => Err(format!("expected error {e:?}, got:\n{}", render(&value))),
@@ -393,6 +439,7 @@ fn conformance() {
         .collect();
     files.sort();
     let (mut passed, mut failed) = (0, Vec::new());
+    let mut sampled = 0;
     for file in &files {
         let text = std::fs::read_to_string(file).expect("read case file");
         let doc: Value =
@@ -408,17 +455,29 @@ fn conformance() {
             .to_string();
         for case in doc["cases"].as_array().expect("cases array") {
             let name = format!("{fname}: {}", case["name"].as_str().unwrap_or("?"));
-            match run_case(&file_streams, case) {
-                Ok(()) => passed += 1,
+            match run_case(&file_streams, case, Sources::Entries) {
+                Ok(_) => passed += 1,
                 Err(e) => failed.push(format!(
                     "{name} [{}]\n  {}",
                     case["query"],
                     e.replace('\n', "\n  ")
                 )),
             }
+            // The same case with samples extracted at the sources.
+            match run_case(&file_streams, case, Sources::Samples) {
+                Ok(ran) => sampled += usize::from(ran),
+                Err(e) => failed.push(format!(
+                    "{name} (samples from the sources) [{}]\n  {}",
+                    case["query"],
+                    e.replace('\n', "\n  ")
+                )),
+            }
         }
     }
-    println!("conformance: {passed} passed, {} failed", failed.len());
+    println!(
+        "conformance: {passed} passed ({sampled} also with samples from the sources), {} failed",
+        failed.len()
+    );
     for f in &failed {
         println!("FAIL {f}");
     }

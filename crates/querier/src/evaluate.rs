@@ -8,8 +8,8 @@ use futures::FutureExt;
 use sluice_chunk::Shard;
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{
-    DataRequest, EvalErrorKind, EvalLimits, Expr, InputStream, LabelSet, LogExpr, QueryParams,
-    QueryValue, Stage,
+    DataRequest, EvalErrorKind, EvalLimits, Expr, Input, InputStream, LabelSet, LogExpr,
+    QueryParams, QueryValue, Stage,
 };
 
 use crate::params::{Direction, TimeRange};
@@ -39,15 +39,47 @@ pub(crate) fn pushdown(log: &LogExpr) -> LogExpr {
 }
 
 impl Querier {
-    /// Fetches every entry a data request needs, in ascending time order per
-    /// stream, from the ingesters (recent window) and the store, for every
-    /// tenant the selector picks.
+    /// Fetches the data a request needs: the samples of its extraction
+    /// when it has one, else every entry.
     pub(crate) async fn fetch(
         &self,
         tenants: &Tenants,
         request: &DataRequest,
         shard: Option<Shard>,
-    ) -> Result<Vec<InputStream>, HttpError> {
+    ) -> Result<Input, HttpError> {
+        let (picked, log) = tenants.select_log(&request.log)?;
+        // Samples extracted at the sources, unless the pipeline might read
+        // `__tenant_id__` (multi-tenant reads).
+        if let (Some(extraction), false) = (&request.extraction, tenants.is_multi()) {
+            let mut series = Vec::new();
+            for tenant in &picked {
+                let range = TimeRange {
+                    start: request.from_ns,
+                    end: request.through_ns,
+                };
+                match self
+                    .collect_samples(tenant, &log, extraction, range, shard)
+                    .boxed()
+                    .await?
+                {
+                    Some(found) => series.extend(found),
+                    None => return self.fetch_entries(tenants, request, shard).boxed().await,
+                }
+            }
+            return Ok(Input::Samples(series));
+        }
+        self.fetch_entries(tenants, request, shard).boxed().await
+    }
+
+    /// Fetches every entry a data request needs, in ascending time order
+    /// per stream, from the ingesters (recent window) and the store, for
+    /// every tenant the selector picks.
+    async fn fetch_entries(
+        &self,
+        tenants: &Tenants,
+        request: &DataRequest,
+        shard: Option<Shard>,
+    ) -> Result<Input, HttpError> {
         let (picked, log) = tenants.select_log(&request.log)?;
         // The whole pipeline decides at the sources which entries to send,
         // unless it might read `__tenant_id__`, which only the querier adds
@@ -100,7 +132,7 @@ impl Querier {
                 });
             }
         }
-        Ok(streams)
+        Ok(Input::Entries(streams))
     }
 
     /// Plans, fetches and evaluates a query with the LogQL engine, over
@@ -129,12 +161,8 @@ impl Querier {
         let limits = self.eval_limits(tenants);
         let span = stage_span!(
             "querier.pipeline",
-            streams = data.iter().map(Vec::len).sum::<usize>(),
-            entries = data
-                .iter()
-                .flatten()
-                .map(|stream| stream.entries.len())
-                .sum::<usize>(),
+            streams = data.iter().map(input_streams).sum::<usize>(),
+            entries = data.iter().map(input_entries).sum::<usize>(),
         );
         tokio::task::spawn_blocking(move || {
             span.in_scope(|| sluice_logql::evaluate(&expr, &params, data, &limits))
@@ -200,6 +228,22 @@ impl Querier {
             max_query_series,
             max_entries_limit_per_query,
         }
+    }
+}
+
+/// Streams (or sample series) in one request's data.
+fn input_streams(input: &Input) -> usize {
+    match input {
+        Input::Entries(streams) => streams.len(),
+        Input::Samples(series) => series.len(),
+    }
+}
+
+/// Entries (or samples) in one request's data.
+fn input_entries(input: &Input) -> usize {
+    match input {
+        Input::Entries(streams) => streams.iter().map(|stream| stream.entries.len()).sum(),
+        Input::Samples(series) => series.iter().map(|one| one.samples.len()).sum(),
     }
 }
 

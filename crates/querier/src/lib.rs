@@ -17,6 +17,7 @@ mod json;
 mod metrics;
 mod params;
 mod querier;
+mod samples;
 mod stats;
 mod store;
 mod tail;

@@ -92,7 +92,7 @@ impl Querier {
     }
 
     /// Returns the tenant's delete filters that touch `range`.
-    async fn delete_filters(
+    pub(crate) async fn delete_filters(
         &self,
         tenant: &TenantId,
         range: TimeRange,
