@@ -4,7 +4,9 @@
 //! rule's samples are queryable in Prometheus with the right values, also
 //! those recorded while Prometheus was down and the ruler was killed; the
 //! rules API stores, shows and deletes groups; two rulers on a ring split
-//! the groups and one takes over when the other is killed.
+//! the groups and one takes over when the other is killed. Alert labels
+//! and annotations are templates with `if`, `range`, `with` and variables;
+//! one that does not parse is refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -125,9 +127,12 @@ const HIGH_ERROR_RATE: &str = r#"groups:
         for: 2s
         labels:
           severity: page
+          tier: "{{ if gt $value 5.0 }}hot{{ else }}warm{{ end }}"
         annotations:
           summary: "High error rate in {{ $labels.service }}"
           value: "{{ printf \"%.0f\" $value }} errors/s"
+          labels: "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}"
+          owner: "{{ with $labels.team }}{{ . }}{{ else }}nobody{{ end }} ({{ $labels.service | toUpper }}) {{ $v := humanize $value }}{{ if $v }}{{ $v }}/s{{ end }}"
 "#;
 
 #[test]
@@ -161,6 +166,14 @@ fn alert_fires_at_alertmanager_after_for_and_resolves_when_errors_stop() {
     assert_eq!(sent["labels"]["severity"], "page", "{sent}");
     assert_eq!(
         sent["annotations"]["summary"], "High error rate in ryot",
+        "{sent}"
+    );
+    // Control flow, variables and Prometheus' functions in templates.
+    assert_eq!(sent["labels"]["tier"], "hot", "{sent}");
+    assert_eq!(sent["annotations"]["labels"], "service=ryot;", "{sent}");
+    let owner = sent["annotations"]["owner"].as_str().expect("owner");
+    assert!(
+        owner.starts_with("nobody (RYOT) ") && owner.ends_with("/s"),
         "{sent}"
     );
     let value_text = sent["annotations"]["value"]
@@ -397,6 +410,21 @@ fn rules_api_stores_lists_and_deletes_groups() {
             .body("name: [x"),
     );
     assert_eq!(resp.status, 400, "{}", resp.body);
+    let bad_template = "name: broken\nrules:\n  - alert: Bad\n    expr: vector(1)\n    \
+                        annotations:\n      summary: '{{ if $value }}high'\n";
+    let resp = p.send(
+        p.client()
+            .post(url("/loki/api/v1/rules/other"))
+            .body(bad_template),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body.contains(
+            r#"other: group "broken", rule 1 (alert "Bad"): annotation "summary": invalid template: template: __alert:1: unexpected EOF"#
+        ),
+        "{}",
+        resp.body
+    );
 
     let resp = p.get("/loki/api/v1/rules", &[], None);
     assert_eq!(resp.status, 200, "{}", resp.body);

@@ -7,7 +7,9 @@
 //! - [`parse_selector`] parses a bare stream selector (`match[]`, `query`);
 //! - [`format_query`] re-prints a query canonically;
 //! - [`Matcher::matches`] and [`LineFilterChain::matches`] are the hot-path
-//!   predicates used by ingesters and queriers.
+//!   predicates used by ingesters and queriers;
+//! - [`template::RuleTemplate`] expands alerting rules' labels and
+//!   annotations with the Go template engine of `line_format`.
 //!
 //! Errors render exactly like Loki's (`parse error at line 1, col 11: syntax
 //! error: unexpected $end, expecting } or ,`), so handlers can return
@@ -32,7 +34,7 @@ mod print;
 mod range_agg;
 mod shard;
 mod stages;
-mod template;
+pub mod template;
 mod units;
 mod value;
 mod vector_agg;

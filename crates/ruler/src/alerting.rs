@@ -8,11 +8,44 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use sluice_logql::template::{RuleData, RuleTemplate};
+
 use crate::rulefmt::Rule;
-use crate::template::{expand, TemplateData};
 
 /// How long resolved alerts are kept and re-sent (Prometheus' value).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// A label or annotation of an alerting rule, parsed once per rule rather
+/// than once per alert and evaluation.
+#[derive(Debug, Clone)]
+enum Expansion {
+    /// Text without actions: itself.
+    Plain(String),
+    /// A template, or why it does not parse (rule files are validated when
+    /// loaded, so only a rule built around that check gets here).
+    Template(Result<RuleTemplate, String>),
+}
+
+impl Expansion {
+    fn new(src: &str) -> Expansion {
+        if src.contains("{{") {
+            Expansion::Template(RuleTemplate::parse(src))
+        } else {
+            Expansion::Plain(src.to_string())
+        }
+    }
+
+    /// The text for one alert; a failure is rendered into the text, as
+    /// Prometheus does, so the alert still goes out.
+    fn expand(&self, data: &RuleData<'_>) -> String {
+        let result = match self {
+            Expansion::Plain(text) => return text.clone(),
+            Expansion::Template(Ok(template)) => template.execute(data),
+            Expansion::Template(Err(err)) => Err(err.clone()),
+        };
+        result.unwrap_or_else(|err| format!("<error expanding template: {err}>"))
+    }
+}
 
 /// An alert's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,10 +138,17 @@ pub struct AlertingRule {
     name: String,
     hold: Duration,
     keep_firing_for: Duration,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
+    labels: BTreeMap<String, Expansion>,
+    annotations: BTreeMap<String, Expansion>,
     limit: usize,
     active: HashMap<Vec<(String, String)>, Alert>,
+}
+
+fn expansions(templates: &BTreeMap<String, String>) -> BTreeMap<String, Expansion> {
+    templates
+        .iter()
+        .map(|(name, src)| (name.clone(), Expansion::new(src)))
+        .collect()
 }
 
 /// Why an evaluation failed after the query succeeded.
@@ -134,8 +174,8 @@ impl AlertingRule {
             name: rule.alert.clone().unwrap_or_default(),
             hold: rule.for_duration.unwrap_or_default(),
             keep_firing_for: rule.keep_firing_for.unwrap_or_default(),
-            labels: rule.labels.clone(),
-            annotations: rule.annotations.clone(),
+            labels: expansions(&rule.labels),
+            annotations: expansions(&rule.annotations),
             limit,
             active: HashMap::new(),
         }
@@ -167,16 +207,13 @@ impl AlertingRule {
                 .filter(|(name, _)| name != "__name__")
                 .collect();
             let data_labels = labels.clone();
-            let data = TemplateData {
-                labels: data_labels
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_str()))
-                    .collect(),
+            let data = RuleData {
+                labels: &data_labels,
                 value: sample.value,
                 external_url,
             };
             for (name, template) in &self.labels {
-                let value = expand(template, &data);
+                let value = template.expand(&data);
                 if value.is_empty() {
                     labels.remove(name);
                 } else {
@@ -187,7 +224,7 @@ impl AlertingRule {
             let annotations: Vec<(String, String)> = self
                 .annotations
                 .iter()
-                .map(|(name, template)| (name.clone(), expand(template, &data)))
+                .map(|(name, template)| (name.clone(), template.expand(&data)))
                 .collect();
             let key: Vec<(String, String)> = labels.into_iter().collect();
             if current.insert(key, (sample.value, annotations)).is_some() {
@@ -453,5 +490,92 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, AlertEvalError::Limit { limit: 1, count: 2 });
         assert!(limited.active_alerts().is_empty());
+    }
+
+    fn annotated(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> AlertingRule {
+        let rule = Rule {
+            alert: Some("Templated".into()),
+            expr: "vector(1)".into(),
+            labels: labels
+                .iter()
+                .map(|(name, src)| (name.to_string(), src.to_string()))
+                .collect(),
+            annotations: annotations
+                .iter()
+                .map(|(name, src)| (name.to_string(), src.to_string()))
+                .collect(),
+            ..Rule::default()
+        };
+        AlertingRule::new(&rule, 0)
+    }
+
+    fn fired(rule: &mut AlertingRule, samples: Vec<ResultSample>) -> Vec<Alert> {
+        rule.eval(0, samples, "http://sluice").unwrap();
+        let mut sent = rule.alerts_to_send(0, RESEND, INTERVAL);
+        sent.sort_by(|a, b| a.labels.cmp(&b.labels));
+        sent
+    }
+
+    #[test]
+    fn annotations_use_if_and_range() {
+        let mut rule = annotated(
+            &[(
+                "severity",
+                "{{ if gt $value 1.0 }}page{{ else }}ticket{{ end }}",
+            )],
+            &[
+                ("level", "{{ if gt $value 1.0 }}high{{ else }}low{{ end }}"),
+                (
+                    "all",
+                    "{{ range $k, $v := $labels }}{{ $k }}={{ $v }} {{ end }}",
+                ),
+                (
+                    "svc",
+                    "{{ with .Labels.service }}{{ . | toUpper }}{{ end }} at {{ $externalURL }}",
+                ),
+            ],
+        );
+        let sent = fired(&mut rule, vec![sample("a", 2.5), sample("b", 0.5)]);
+        assert_eq!(sent.len(), 2);
+        let annotation = |alert: &Alert, name: &str| {
+            alert
+                .annotations
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(annotation(&sent[0], "level"), "high");
+        assert_eq!(annotation(&sent[1], "level"), "low");
+        assert_eq!(annotation(&sent[0], "all"), "service=a ");
+        assert_eq!(annotation(&sent[1], "svc"), "B at http://sluice");
+        assert!(sent[0]
+            .labels
+            .contains(&("severity".to_string(), "page".to_string())));
+        assert!(sent[1]
+            .labels
+            .contains(&("severity".to_string(), "ticket".to_string())));
+    }
+
+    #[test]
+    fn run_time_template_errors_are_rendered_into_the_annotation() {
+        let mut rule = annotated(&[], &[("s", "{{ printf }}"), ("plain", "no template")]);
+        let sent = fired(&mut rule, vec![sample("a", 1.0)]);
+        let (_, plain) = &sent[0].annotations[0];
+        assert_eq!(plain, "no template");
+        let (_, text) = &sent[0].annotations[1];
+        assert_eq!(
+            text,
+            "<error expanding template: template: __alert:1:3: executing \"__alert\" at \
+             <printf>: wrong number of args for printf: want at least 1 got 0>"
+        );
+        // Rule files are validated when loaded; a rule built around that
+        // renders the parse error the same way.
+        let mut rule = annotated(&[], &[("s", "{{ nope }}")]);
+        let sent = fired(&mut rule, vec![sample("a", 1.0)]);
+        assert_eq!(
+            sent[0].annotations[0].1,
+            "<error expanding template: template: __alert:1: function \"nope\" not defined>"
+        );
     }
 }

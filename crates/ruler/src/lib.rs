@@ -6,7 +6,8 @@
 //! ring) runs on its interval ([`group`], [`manager`]), evaluating its
 //! LogQL queries through the querier path ([`evaluator`]). Alerting rules
 //! move alerts through pending → firing → resolved ([`alerting`]),
-//! templating labels and annotations ([`template`]), and send them to
+//! templating labels and annotations with `sluice_logql`'s Go template
+//! engine ([`sluice_logql::template::RuleTemplate`]), and send them to
 //! Alertmanager's v2 API ([`notifier`], [`discovery`]). Recording rules'
 //! samples go through a write-ahead log ([`sample_wal`]) to Prometheus
 //! remote-write receivers ([`remote_write`], [`prompb`]). [`api`] serves
@@ -28,7 +29,6 @@ pub mod ruler;
 pub mod sample_wal;
 pub mod sharding;
 pub mod store;
-pub mod template;
 
 pub use config::RulerConfig;
 pub use evaluator::{LocalEvaluator, QueryEvaluator, RemoteEvaluator};

@@ -22,8 +22,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::template::Template;
+use sluice_logql::template::RuleTemplate;
 
 /// A rule file: a list of groups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -216,7 +215,7 @@ fn validate_rule(rule: &Rule) -> Result<(), String> {
             return Err(format!("invalid label name: {name}"));
         }
         if rule.alert.is_some() {
-            Template::parse(value)
+            RuleTemplate::parse(value)
                 .map_err(|err| format!("label {name:?}: invalid template: {err}"))?;
         }
     }
@@ -224,7 +223,7 @@ fn validate_rule(rule: &Rule) -> Result<(), String> {
         if !is_label_name(name) {
             return Err(format!("invalid annotation name: {name}"));
         }
-        Template::parse(value)
+        RuleTemplate::parse(value)
             .map_err(|err| format!("annotation {name:?}: invalid template: {err}"))?;
     }
     Ok(())
@@ -394,6 +393,60 @@ groups:
             message.contains("group name must not be empty"),
             "{message}"
         );
+    }
+
+    fn alert_with(field: &str, name: &str, template: &str) -> Result<RuleFile, RuleError> {
+        let text = format!(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: vector(1)\n        \
+             {field}:\n          {name}: {template:?}\n"
+        );
+        parse_file("fake/t.yaml", &text)
+    }
+
+    #[test]
+    fn templates_are_checked_when_the_file_is_loaded() {
+        for template in [
+            "{{ if gt $value 1.0 }}high{{ else }}low{{ end }}",
+            "{{ range $k, $v := $labels }}{{ $k }}={{ $v }} {{ end }}",
+            "{{ with .Labels.service }}{{ . | toUpper }}{{ end }}",
+            "{{ $v := humanize $value }}{{ $v }}",
+            "{{ printf \"%.2f\" $value }} at {{ $externalURL }}",
+        ] {
+            alert_with("annotations", "a", template)
+                .unwrap_or_else(|err| panic!("{template}: {err}"));
+            alert_with("labels", "l", template).unwrap_or_else(|err| panic!("{template}: {err}"));
+        }
+        let cases = [
+            ("annotations", "{{ if $value }}x", "unexpected EOF"),
+            ("annotations", "{{ end }}", "unexpected {{end}}"),
+            (
+                "annotations",
+                "{{ nope $value }}",
+                "function \"nope\" not defined",
+            ),
+            (
+                "annotations",
+                "{{ __line__ }}",
+                "function \"__line__\" not defined",
+            ),
+            (
+                "annotations",
+                "{{ $other }}",
+                "undefined variable \"$other\"",
+            ),
+            ("annotations", "{{ template \"x\" }}", "is not supported"),
+            ("labels", "{{ $value ", "unclosed action"),
+        ];
+        for (field, template, want) in cases {
+            let message = alert_with(field, "s", template).unwrap_err().0;
+            let kind = &field[..field.len() - 1];
+            assert!(
+                message.starts_with(&format!(
+                    "fake/t.yaml: group \"g\", rule 1 (alert \"A\"): {kind} \"s\": invalid template: template: __alert:1"
+                )) && message.contains(want),
+                "{template}: {message}"
+            );
+        }
     }
 
     #[test]

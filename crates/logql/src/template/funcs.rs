@@ -6,21 +6,25 @@ use std::collections::HashMap;
 use regex::Regex;
 
 use super::gotime::{format_layout, parse_layout, GoTime};
+use super::humanize;
 use super::value::{sprint, sprintf, sprintln, LabelsFn, Value};
 use crate::error::regex_error_message;
 use crate::stages::json::{parse_document, JsonValue};
 use crate::units::parse_go_duration;
 
 macro_rules! funcs {
-    ($($variant:ident => $name:literal, $min:expr, $max:expr;)*) => {
+    ($($variant:ident => $name:literal, $min:expr, $max:expr, $set:ident;)*) => {
         /// A template function.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum Func { $($variant,)* }
 
         impl Func {
-            /// Looks a function up by name.
-            pub(crate) fn from_name(name: &str) -> Option<Func> {
-                match name { $($name => Some(Func::$variant),)* _ => None }
+            /// Looks a function up by name in `set`.
+            pub(crate) fn from_name(name: &str, set: FuncSet) -> Option<Func> {
+                match name {
+                    $($name if Avail::$set.in_set(set) => Some(Func::$variant),)*
+                    _ => None,
+                }
             }
 
             /// The function's name.
@@ -36,93 +40,134 @@ macro_rules! funcs {
     };
 }
 
+/// The functions a template may call, chosen when it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FuncSet {
+    /// `line_format` / `label_format`: Go's builtins, Loki's functions and
+    /// its sprig subset.
+    LineFormat,
+    /// Alerting rule labels and annotations: Go's builtins and Prometheus'
+    /// template functions.
+    Rules,
+}
+
+/// Where a function is defined.
+#[derive(Clone, Copy)]
+enum Avail {
+    /// A Go `text/template` builtin: in every set.
+    Go,
+    /// Loki's `line_format` functions only.
+    Loki,
+    /// Prometheus' rule template functions only.
+    Prom,
+}
+
+impl Avail {
+    const fn in_set(self, set: FuncSet) -> bool {
+        match self {
+            Avail::Go => true,
+            Avail::Loki => matches!(set, FuncSet::LineFormat),
+            Avail::Prom => matches!(set, FuncSet::Rules),
+        }
+    }
+}
+
 const V: usize = usize::MAX;
 
 funcs! {
-    And => "and", 1, V;
-    Or => "or", 1, V;
-    Not => "not", 1, 1;
-    Len => "len", 1, 1;
-    Index => "index", 1, V;
-    Slice => "slice", 1, V;
-    Print => "print", 0, V;
-    Printf => "printf", 1, V;
-    Println => "println", 0, V;
-    Urlquery => "urlquery", 0, V;
-    Html => "html", 0, V;
-    Eq => "eq", 1, V;
-    Ne => "ne", 2, 2;
-    Lt => "lt", 2, 2;
-    Le => "le", 2, 2;
-    Gt => "gt", 2, 2;
-    Ge => "ge", 2, 2;
-    GoToLower => "ToLower", 1, 1;
-    GoToUpper => "ToUpper", 1, 1;
-    GoReplace => "Replace", 4, 4;
-    GoTrim => "Trim", 2, 2;
-    GoTrimLeft => "TrimLeft", 2, 2;
-    GoTrimRight => "TrimRight", 2, 2;
-    GoTrimPrefix => "TrimPrefix", 2, 2;
-    GoTrimSuffix => "TrimSuffix", 2, 2;
-    GoTrimSpace => "TrimSpace", 1, 1;
-    RegexReplaceAll => "regexReplaceAll", 3, 3;
-    RegexReplaceAllLiteral => "regexReplaceAllLiteral", 3, 3;
-    Count => "count", 2, 2;
-    Urldecode => "urldecode", 1, 1;
-    Urlencode => "urlencode", 1, 1;
-    Bytes => "bytes", 1, 1;
-    Duration => "duration", 1, 1;
-    DurationSeconds => "duration_seconds", 1, 1;
-    UnixEpochMillis => "unixEpochMillis", 1, 1;
-    UnixEpochNanos => "unixEpochNanos", 1, 1;
-    ToDateInZone => "toDateInZone", 3, 3;
-    UnixToTime => "unixToTime", 1, 1;
-    AlignLeft => "alignLeft", 2, 2;
-    AlignRight => "alignRight", 2, 2;
-    Line => "__line__", 0, 0;
-    Timestamp => "__timestamp__", 0, 0;
-    B64enc => "b64enc", 1, 1;
-    B64dec => "b64dec", 1, 1;
-    Lower => "lower", 1, 1;
-    Upper => "upper", 1, 1;
-    Title => "title", 1, 1;
-    Trunc => "trunc", 2, 2;
-    Substr => "substr", 3, 3;
-    Contains => "contains", 2, 2;
-    HasPrefix => "hasPrefix", 2, 2;
-    HasSuffix => "hasSuffix", 2, 2;
-    Indent => "indent", 2, 2;
-    Nindent => "nindent", 2, 2;
-    Replace => "replace", 3, 3;
-    Repeat => "repeat", 2, 2;
-    Trim => "trim", 1, 1;
-    TrimAll => "trimAll", 2, 2;
-    TrimSuffix => "trimSuffix", 2, 2;
-    TrimPrefix => "trimPrefix", 2, 2;
-    Int => "int", 1, 1;
-    Float64 => "float64", 1, 1;
-    Add => "add", 0, V;
-    Sub => "sub", 2, 2;
-    Mul => "mul", 1, V;
-    Div => "div", 2, 2;
-    Mod => "mod", 2, 2;
-    Addf => "addf", 0, V;
-    Subf => "subf", 1, V;
-    Mulf => "mulf", 1, V;
-    Divf => "divf", 1, V;
-    Max => "max", 1, V;
-    Min => "min", 1, V;
-    Maxf => "maxf", 1, V;
-    Minf => "minf", 1, V;
-    Ceil => "ceil", 1, 1;
-    Floor => "floor", 1, 1;
-    Round => "round", 2, 3;
-    FromJson => "fromJson", 1, 1;
-    Date => "date", 2, 2;
-    ToDate => "toDate", 2, 2;
-    Now => "now", 0, 0;
-    UnixEpoch => "unixEpoch", 1, 1;
-    Default => "default", 1, V;
+    And => "and", 1, V, Go;
+    Or => "or", 1, V, Go;
+    Not => "not", 1, 1, Go;
+    Len => "len", 1, 1, Go;
+    Index => "index", 1, V, Go;
+    Slice => "slice", 1, V, Go;
+    Print => "print", 0, V, Go;
+    Printf => "printf", 1, V, Go;
+    Println => "println", 0, V, Go;
+    Urlquery => "urlquery", 0, V, Go;
+    Html => "html", 0, V, Go;
+    Eq => "eq", 1, V, Go;
+    Ne => "ne", 2, 2, Go;
+    Lt => "lt", 2, 2, Go;
+    Le => "le", 2, 2, Go;
+    Gt => "gt", 2, 2, Go;
+    Ge => "ge", 2, 2, Go;
+    GoToLower => "ToLower", 1, 1, Loki;
+    GoToUpper => "ToUpper", 1, 1, Loki;
+    GoReplace => "Replace", 4, 4, Loki;
+    GoTrim => "Trim", 2, 2, Loki;
+    GoTrimLeft => "TrimLeft", 2, 2, Loki;
+    GoTrimRight => "TrimRight", 2, 2, Loki;
+    GoTrimPrefix => "TrimPrefix", 2, 2, Loki;
+    GoTrimSuffix => "TrimSuffix", 2, 2, Loki;
+    GoTrimSpace => "TrimSpace", 1, 1, Loki;
+    RegexReplaceAll => "regexReplaceAll", 3, 3, Loki;
+    RegexReplaceAllLiteral => "regexReplaceAllLiteral", 3, 3, Loki;
+    Count => "count", 2, 2, Loki;
+    Urldecode => "urldecode", 1, 1, Loki;
+    Urlencode => "urlencode", 1, 1, Loki;
+    Bytes => "bytes", 1, 1, Loki;
+    Duration => "duration", 1, 1, Loki;
+    DurationSeconds => "duration_seconds", 1, 1, Loki;
+    UnixEpochMillis => "unixEpochMillis", 1, 1, Loki;
+    UnixEpochNanos => "unixEpochNanos", 1, 1, Loki;
+    ToDateInZone => "toDateInZone", 3, 3, Loki;
+    UnixToTime => "unixToTime", 1, 1, Loki;
+    AlignLeft => "alignLeft", 2, 2, Loki;
+    AlignRight => "alignRight", 2, 2, Loki;
+    Line => "__line__", 0, 0, Loki;
+    Timestamp => "__timestamp__", 0, 0, Loki;
+    B64enc => "b64enc", 1, 1, Loki;
+    B64dec => "b64dec", 1, 1, Loki;
+    Lower => "lower", 1, 1, Loki;
+    Upper => "upper", 1, 1, Loki;
+    Title => "title", 1, 1, Loki;
+    Trunc => "trunc", 2, 2, Loki;
+    Substr => "substr", 3, 3, Loki;
+    Contains => "contains", 2, 2, Loki;
+    HasPrefix => "hasPrefix", 2, 2, Loki;
+    HasSuffix => "hasSuffix", 2, 2, Loki;
+    Indent => "indent", 2, 2, Loki;
+    Nindent => "nindent", 2, 2, Loki;
+    Replace => "replace", 3, 3, Loki;
+    Repeat => "repeat", 2, 2, Loki;
+    Trim => "trim", 1, 1, Loki;
+    TrimAll => "trimAll", 2, 2, Loki;
+    TrimSuffix => "trimSuffix", 2, 2, Loki;
+    TrimPrefix => "trimPrefix", 2, 2, Loki;
+    Int => "int", 1, 1, Loki;
+    Float64 => "float64", 1, 1, Loki;
+    Add => "add", 0, V, Loki;
+    Sub => "sub", 2, 2, Loki;
+    Mul => "mul", 1, V, Loki;
+    Div => "div", 2, 2, Loki;
+    Mod => "mod", 2, 2, Loki;
+    Addf => "addf", 0, V, Loki;
+    Subf => "subf", 1, V, Loki;
+    Mulf => "mulf", 1, V, Loki;
+    Divf => "divf", 1, V, Loki;
+    Max => "max", 1, V, Loki;
+    Min => "min", 1, V, Loki;
+    Maxf => "maxf", 1, V, Loki;
+    Minf => "minf", 1, V, Loki;
+    Ceil => "ceil", 1, 1, Loki;
+    Floor => "floor", 1, 1, Loki;
+    Round => "round", 2, 3, Loki;
+    FromJson => "fromJson", 1, 1, Loki;
+    Date => "date", 2, 2, Loki;
+    ToDate => "toDate", 2, 2, Loki;
+    Now => "now", 0, 0, Loki;
+    UnixEpoch => "unixEpoch", 1, 1, Loki;
+    Default => "default", 1, V, Loki;
+    Humanize => "humanize", 1, 1, Prom;
+    Humanize1024 => "humanize1024", 1, 1, Prom;
+    HumanizePercentage => "humanizePercentage", 1, 1, Prom;
+    HumanizeDuration => "humanizeDuration", 1, 1, Prom;
+    PromToUpper => "toUpper", 1, 1, Prom;
+    PromToLower => "toLower", 1, 1, Prom;
+    PromTitle => "title", 1, 1, Prom;
+    ReReplaceAll => "reReplaceAll", 3, 3, Prom;
+    Match => "match", 2, 2, Prom;
 }
 
 /// Compiled regexes of `regexReplaceAll` & co, per stream pipeline.
@@ -194,6 +239,7 @@ pub(crate) fn truth(v: &Value, labels_empty: bool) -> bool {
         Value::List(l) => !l.is_empty(),
         Value::Map(m) => !m.is_empty(),
         Value::Labels => !labels_empty,
+        Value::StrMap(m) => !m.is_empty(),
     }
 }
 
@@ -281,6 +327,7 @@ fn ordered(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
         Value::Bool(_)
             | Value::Nil
             | Value::Labels
+            | Value::StrMap(_)
             | Value::List(_)
             | Value::Map(_)
             | Value::Time(_)
@@ -554,6 +601,14 @@ fn html_escape(s: &str) -> String {
     out
 }
 
+/// A value of a [`Value::StrMap`], `""` when missing (`missingkey=zero`).
+pub(crate) fn str_map_get(map: &[(String, String)], key: &str) -> String {
+    map.iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default()
+}
+
 fn index_value(item: &Value, key: &Value, env: &Env<'_>) -> Result<Value, String> {
     match (item, key) {
         (Value::Labels, Value::Str(k)) => Ok(Value::Str((env.label)(k).unwrap_or_default())),
@@ -561,6 +616,7 @@ fn index_value(item: &Value, key: &Value, env: &Env<'_>) -> Result<Value, String
             .iter()
             .find(|(name, _)| name == k)
             .map_or(Value::Nil, |(_, v)| v.clone())),
+        (Value::StrMap(m), Value::Str(k)) => Ok(Value::Str(str_map_get(m, k))),
         (Value::List(l), Value::Int(i)) => usize::try_from(*i)
             .ok()
             .and_then(|i| l.get(i).cloned())
@@ -636,6 +692,7 @@ pub(crate) fn call(func: Func, args: Vec<Value>, env: &mut Env<'_>) -> Result<Va
             Value::Str(s) => Ok(Value::Int(s.len() as i64)),
             Value::List(l) => Ok(Value::Int(l.len() as i64)),
             Value::Map(m) => Ok(Value::Int(m.len() as i64)),
+            Value::StrMap(m) => Ok(Value::Int(m.len() as i64)),
             Value::Labels => {
                 let mut count = 0;
                 (env.labels)(&mut |_, _| count += 1);
@@ -946,6 +1003,32 @@ pub(crate) fn call(func: Func, args: Vec<Value>, env: &mut Env<'_>) -> Result<Va
                 _ => a[0].clone(),
             })
         }
+        Func::Humanize => str_value(humanize::humanize(prom_float(&a[0])?)),
+        Func::Humanize1024 => str_value(humanize::humanize1024(prom_float(&a[0])?)),
+        Func::HumanizePercentage => str_value(humanize::percentage(prom_float(&a[0])?)),
+        Func::HumanizeDuration => str_value(humanize::duration(prom_float(&a[0])?)),
+        Func::PromToUpper => str_value(s(0)?.to_uppercase()),
+        Func::PromToLower => str_value(s(0)?.to_lowercase()),
+        Func::PromTitle => str_value(humanize::title(s(0)?)),
+        Func::ReReplaceAll => {
+            let (pattern, repl, src) = (s(0)?, s(1)?, s(2)?);
+            let regex = env.cache.get(pattern)?;
+            str_value(regex.replace_all(src, repl).into_owned())
+        }
+        Func::Match => {
+            let (pattern, text) = (s(0)?, s(1)?);
+            Ok(Value::Bool(env.cache.get(pattern)?.is_match(text)))
+        }
+    }
+}
+
+/// Prometheus' `convertToFloat`: numbers as they are, strings parsed.
+fn prom_float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        Value::Str(s) => parse_float_go(s),
+        other => Err(format!("can't convert {} to float", other.type_name())),
     }
 }
 

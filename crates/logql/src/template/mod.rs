@@ -1,20 +1,25 @@
-//! A Go `text/template` engine for `line_format` and `label_format`: the
-//! subset Loki users write. Supported: text and `{{…}}` actions with trim
-//! markers and comments; pipelines (`{{ .a | lower | printf "%s" }}`),
+//! A Go `text/template` engine for `line_format` and `label_format` (the
+//! subset Loki users write) and for alerting rules' labels and annotations
+//! ([`RuleTemplate`], with Prometheus' functions and data instead).
+//! Supported: text and `{{…}}` actions with trim markers and comments;
+//! pipelines (`{{ .a | lower | printf "%s" }}`),
 //! parenthesized calls, fields (`.a`, `$.a`, `$x.a`, `(…).a`), variables
 //! (`$x := …`, `$x = …`), literals (strings, raw strings, chars, numbers,
 //! booleans, `nil`), `if`/`else if`/`else`, `range` (with `break`/`continue`),
 //! `with`, and every function of [`funcs`]. Not supported: `define`,
 //! `template`, `block`.
 //!
-//! Data is the label map (`map[string]string`, `missingkey=zero`: a missing
-//! label reads as `""`).
+//! `line_format`'s data is the label map (`map[string]string`,
+//! `missingkey=zero`: a missing label reads as `""`).
 
 pub(crate) mod funcs;
 pub(crate) mod gotime;
+mod humanize;
+mod rules;
 pub(crate) mod value;
 
-use funcs::{call, truth, Env, Func, RegexCache};
+use funcs::{call, truth, Env, Func, FuncSet, RegexCache};
+pub use rules::{RuleData, RuleTemplate};
 use value::{write_value, Value};
 
 /// The labels a template reads.
@@ -492,6 +497,7 @@ struct Parser<'s> {
     refs_all: bool,
     refs: Vec<String>,
     range_depth: usize,
+    funcs: FuncSet,
 }
 
 enum Stop {
@@ -710,9 +716,11 @@ impl<'s> Parser<'s> {
                     }
                     Arg::Var(name.clone(), Vec::new())
                 }
-                Tok::Ident(name) => Arg::Func(Func::from_name(name).ok_or_else(|| {
-                    self.error(token.pos, format!("function \"{name}\" not defined"))
-                })?),
+                Tok::Ident(name) => {
+                    Arg::Func(Func::from_name(name, self.funcs).ok_or_else(|| {
+                        self.error(token.pos, format!("function \"{name}\" not defined"))
+                    })?)
+                }
                 Tok::Lit(value) => Arg::Lit(value.clone()),
                 Tok::Nil => Arg::Nil,
                 Tok::LParen => {
@@ -796,18 +804,34 @@ struct Exec<'e> {
 }
 
 impl Template {
-    /// Parses `src`; `name` is Go's template name in messages (`line`, `label`).
+    /// Parses a `line_format` / `label_format` template; `name` is Go's
+    /// template name in messages (`line`, `label`).
     pub(crate) fn parse(name: &'static str, src: &str) -> Result<Template, String> {
+        Template::parse_with(name, src, FuncSet::LineFormat, &[])
+    }
+
+    /// Parses `src` with the functions of `funcs`; `vars` are variables
+    /// defined before the template starts (given values at execution).
+    pub(crate) fn parse_with(
+        name: &'static str,
+        src: &str,
+        funcs: FuncSet,
+        vars: &[&str],
+    ) -> Result<Template, String> {
         let lexer = Lexer { src, name };
         let items = lexer.items()?;
         let mut parser = Parser {
             lexer,
             items,
             next: 0,
-            vars: vec!["$".to_string()],
+            vars: std::iter::once("$")
+                .chain(vars.iter().copied())
+                .map(str::to_string)
+                .collect(),
             refs_all: false,
             refs: Vec::new(),
             range_depth: 0,
+            funcs,
         };
         let (nodes, end) = parser.list()?;
         match end {
@@ -823,22 +847,28 @@ impl Template {
             names.dedup();
             Refs::Names(names)
         };
-        let simple = nodes
-            .iter()
-            .map(|node| match node {
-                Node::Text(text) => Some(Piece::Text(text.clone())),
-                Node::Action(pipe) if pipe.decl.is_empty() && pipe.cmds.len() == 1 => {
-                    match pipe.cmds[0].args.as_slice() {
-                        [Operand {
-                            arg: Arg::Field(names),
-                            ..
-                        }] if names.len() == 1 => Some(Piece::Field(names[0].clone())),
+        // The fast path reads fields of the label map, which is the dot of
+        // `line_format` only.
+        let simple = (funcs == FuncSet::LineFormat && vars.is_empty())
+            .then(|| {
+                nodes
+                    .iter()
+                    .map(|node| match node {
+                        Node::Text(text) => Some(Piece::Text(text.clone())),
+                        Node::Action(pipe) if pipe.decl.is_empty() && pipe.cmds.len() == 1 => {
+                            match pipe.cmds[0].args.as_slice() {
+                                [Operand {
+                                    arg: Arg::Field(names),
+                                    ..
+                                }] if names.len() == 1 => Some(Piece::Field(names[0].clone())),
+                                _ => None,
+                            }
+                        }
                         _ => None,
-                    }
-                }
-                _ => None,
+                    })
+                    .collect::<Option<Vec<Piece>>>()
             })
-            .collect();
+            .flatten();
         Ok(Template {
             name,
             src: src.to_string(),
@@ -881,6 +911,31 @@ impl Template {
             vars: vec![("$".to_string(), Value::Labels)],
         };
         exec.walk(&self.nodes, &Value::Labels, out).map(|_| ())
+    }
+
+    /// Renders into `out` (cleared first) with `dot` as the data and `vars`
+    /// the values of the variables given to [`Template::parse_with`];
+    /// [`Value::Labels`] reads `labels`.
+    pub(crate) fn execute_with(
+        &self,
+        labels: &dyn Data,
+        dot: Value,
+        vars: Vec<(String, Value)>,
+        cache: &mut RegexCache,
+        out: &mut String,
+    ) -> Result<(), String> {
+        out.clear();
+        let mut exec = Exec {
+            tmpl: self,
+            data: labels,
+            line: "",
+            ts: 0,
+            cache,
+            vars: std::iter::once(("$".to_string(), dot.clone()))
+                .chain(vars)
+                .collect(),
+        };
+        exec.walk(&self.nodes, &dot, out).map(|_| ())
     }
 
     fn location(&self, pos: usize) -> String {
@@ -958,6 +1013,10 @@ impl Exec<'_> {
                         Value::Map(map) => {
                             map.into_iter().map(|(k, v)| (Value::Str(k), v)).collect()
                         }
+                        Value::StrMap(map) => map
+                            .into_iter()
+                            .map(|(k, v)| (Value::Str(k), Value::Str(v)))
+                            .collect(),
                         Value::Labels => {
                             let mut pairs = Vec::new();
                             data.each(&mut |n, v| pairs.push((n.to_string(), v.to_string())));
@@ -1111,6 +1170,7 @@ impl Exec<'_> {
         for name in names {
             value = match value {
                 Value::Labels => Value::Str(self.data.get(name).unwrap_or("").to_string()),
+                Value::StrMap(entries) => Value::Str(funcs::str_map_get(&entries, name)),
                 Value::Map(entries) => entries
                     .into_iter()
                     .find(|(k, _)| k == name)

@@ -24,6 +24,9 @@ pub(crate) enum Value {
     Map(Vec<(String, Value)>),
     /// The label map (the template's data, `map[string]string`).
     Labels,
+    /// Another `map[string]string`, sorted by key (rule templates'
+    /// `$externalLabels`): a missing key reads as `""`.
+    StrMap(Vec<(String, String)>),
 }
 
 impl Value {
@@ -38,7 +41,7 @@ impl Value {
             Value::Time(_) => "time.Time",
             Value::List(_) => "[]interface {}",
             Value::Map(_) => "map[string]interface {}",
-            Value::Labels => "map[string]string",
+            Value::Labels | Value::StrMap(_) => "map[string]string",
         }
     }
 }
@@ -178,16 +181,22 @@ pub(crate) fn write_value(out: &mut String, value: &Value, labels: &LabelsFn<'_>
             let mut pairs: Vec<(String, String)> = Vec::new();
             labels(&mut |n, v| pairs.push((n.to_string(), v.to_string())));
             pairs.sort();
-            out.push_str("map[");
-            for (index, (key, item)) in pairs.iter().enumerate() {
-                if index > 0 {
-                    out.push(' ');
-                }
-                let _ = write!(out, "{key}:{item}");
-            }
-            out.push(']');
+            write_str_map(out, &pairs);
         }
+        Value::StrMap(pairs) => write_str_map(out, pairs),
     }
+}
+
+/// `map[k1:v1 k2:v2]` of sorted pairs.
+fn write_str_map(out: &mut String, pairs: &[(String, String)]) {
+    out.push_str("map[");
+    for (index, (key, item)) in pairs.iter().enumerate() {
+        if index > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{key}:{item}");
+    }
+    out.push(']');
 }
 
 fn write_nested(out: &mut String, value: &Value, labels: &LabelsFn<'_>) {
@@ -355,7 +364,7 @@ pub(crate) fn sprintf(format: &str, args: &[Value], labels: &LabelsFn<'_>) -> St
                 (shown, false)
             }
             ('s', Value::Time(t)) => (t.go_string(), false),
-            ('s', Value::List(_) | Value::Map(_) | Value::Labels) => {
+            ('s', Value::List(_) | Value::Map(_) | Value::Labels | Value::StrMap(_)) => {
                 (sprint_one(arg, labels), false)
             }
             ('q', Value::Str(s)) => (quote(s), false),
