@@ -13,7 +13,9 @@
 # (71), LOADTEST_FORMAT (mixed), LOADTEST_FSYNC (always), LOADTEST_HTTP_PORT
 # (3190), LOADTEST_GRPC_PORT (9190), LOADTEST_JSON=1 for JSON reports,
 # LOADTEST_LINES to push an exact number of lines instead of for a time
-# (the same data for runs to compare).
+# (the same data for runs to compare), LOADTEST_QUERIES (a file of
+# queries, one per line; default the built-in mix),
+# LOADTEST_QUERY_CONCURRENCY (4).
 set -euo pipefail
 
 CARGO=${CARGO:-cargo}
@@ -84,9 +86,12 @@ echo "==> push: $STREAMS streams ($FORMAT), batches of $BATCH lines, $CONCURRENC
     "${JSON_FLAG[@]}"
 echo "==> server memory: $(grep -E '^(VmHWM|VmRSS)' "/proc/$server_pid/status" | tr -s ' \t' ' ' | paste -sd, -)"
 
-echo "==> query: built-in queries over the last 15m, 4 concurrent, $QUERY_DURATION"
+QUERY_CONCURRENCY=${LOADTEST_QUERY_CONCURRENCY:-4}
+QUERIES=()
+if [[ -n "${LOADTEST_QUERIES:-}" ]]; then QUERIES=(--queries-file "$LOADTEST_QUERIES"); fi
+echo "==> query: ${LOADTEST_QUERIES:-built-in queries} over the last 15m, $QUERY_CONCURRENCY concurrent, $QUERY_DURATION"
 "$loadgen" query \
     --addr "http://127.0.0.1:$HTTP_PORT" \
-    --duration "$QUERY_DURATION" --concurrency 4 --range 15m \
-    "${JSON_FLAG[@]}"
+    --duration "$QUERY_DURATION" --concurrency "$QUERY_CONCURRENCY" --range 15m \
+    "${QUERIES[@]}" "${JSON_FLAG[@]}"
 echo "==> load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
