@@ -16,7 +16,7 @@ use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 
 use crate::error::IngesterError;
 use crate::instance::Instance;
-use crate::stream::FlushState;
+use crate::stream::{read, FlushState};
 
 /// Entries per streamed batch.
 const BATCH_ENTRIES: usize = 1000;
@@ -83,25 +83,26 @@ pub(crate) fn query(
         if shard.is_some_and(|shard| !shard.contains(stream.fingerprint)) {
             continue;
         }
-        let entries = {
+        let chunk_error = |source| IngesterError::Chunk {
+            stream: stream.labels_text.clone(),
+            source,
+        };
+        let iters = {
             let data = stream.data.lock();
             if !data.overlaps(from, through) {
                 continue;
             }
-            let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
-            let found = data.query(
-                from,
-                through,
-                direction,
-                &mut |timestamp, line| keep.keeps(timestamp, line),
-                render,
-                limit,
-            );
-            found.map_err(|source| IngesterError::Chunk {
-                stream: stream.labels_text.clone(),
-                source,
-            })?
+            data.iters(from, through, direction).map_err(chunk_error)?
         };
+        let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
+        let entries = read(
+            iters,
+            direction,
+            &mut |timestamp, line| keep.keeps(timestamp, line),
+            render,
+            limit,
+        )
+        .map_err(chunk_error)?;
         let mut entries = entries.into_iter().peekable();
         while entries.peek().is_some() {
             let piece: Vec<EntryAdapter> = entries

@@ -13,6 +13,7 @@ use sluice_proto::timestamp_to_nanos;
 use crate::error::IngesterError;
 use crate::instance::Instance;
 use crate::query::query_shard;
+use crate::stream::read;
 
 /// Samples per streamed batch.
 const BATCH_SAMPLES: usize = 10_000;
@@ -39,38 +40,40 @@ pub(crate) fn query_samples(
         if shard.is_some_and(|shard| !shard.contains(stream.fingerprint)) {
             continue;
         }
-        let mut by_series: HashMap<LabelSet, Vec<Sample>> = HashMap::new();
-        {
+        let chunk_error = |source| IngesterError::Chunk {
+            stream: stream.labels_text.clone(),
+            source,
+        };
+        let iters = {
             let data = stream.data.lock();
             if !data.overlaps(from, through) {
                 continue;
             }
-            let labels = LabelSet::new(stream.labels.to_pairs());
-            let mut extract = extractor.for_stream(&labels);
-            // Nothing is kept as an entry: each one becomes a sample here.
-            let mut sample = |timestamp: i64, line: &str| {
-                if let Some((series, value)) = extract.process(timestamp, line) {
-                    by_series.entry(series).or_default().push(Sample {
-                        timestamp,
-                        value,
-                        hash: line_hash(line),
-                    });
-                }
-                false
-            };
-            data.query(
-                from,
-                through,
-                Direction::Forward,
-                &mut sample,
-                &|_| String::new(),
-                usize::MAX,
-            )
-            .map_err(|source| IngesterError::Chunk {
-                stream: stream.labels_text.clone(),
-                source,
-            })?;
-        }
+            data.iters(from, through, Direction::Forward)
+                .map_err(chunk_error)?
+        };
+        let mut by_series: HashMap<LabelSet, Vec<Sample>> = HashMap::new();
+        let labels = LabelSet::new(stream.labels.to_pairs());
+        let mut extract = extractor.for_stream(&labels);
+        // Nothing is kept as an entry: each one becomes a sample here.
+        let mut sample = |timestamp: i64, line: &str| {
+            if let Some((series, value)) = extract.process(timestamp, line) {
+                by_series.entry(series).or_default().push(Sample {
+                    timestamp,
+                    value,
+                    hash: line_hash(line),
+                });
+            }
+            false
+        };
+        read(
+            iters,
+            Direction::Forward,
+            &mut sample,
+            &|_| String::new(),
+            usize::MAX,
+        )
+        .map_err(chunk_error)?;
         for (labels, samples) in by_series {
             batch_samples += samples.len();
             batch.series.push(Series {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use sluice_chunk::{ChunkError, ChunkRef, Codec, Direction, Labels, MemChunk};
+use sluice_chunk::{ChunkError, ChunkIter, ChunkRef, Codec, Direction, Labels, MemChunk};
 use sluice_common::token_bucket::TokenBucket;
 
 use crate::config::IngesterConfig;
@@ -234,9 +234,34 @@ impl StreamData {
         compressed
     }
 
+    /// Iterators over the chunks that overlap `[from, through)`, in chunk
+    /// order. They own what they read (shared compressed blocks, a copy of
+    /// the head's entries in range), so the caller can release the
+    /// stream's lock before [`read`]ing them: pushes to the stream do not
+    /// wait for decompression, pipelines or parsers.
+    pub(crate) fn iters(
+        &self,
+        from: i64,
+        through: i64,
+        direction: Direction,
+    ) -> Result<Vec<ChunkIter>, ChunkError> {
+        let mut iters = Vec::new();
+        for desc in &self.chunks {
+            let Some((chunk_min, chunk_max)) = desc.chunk.bounds() else {
+                continue;
+            };
+            if chunk_min >= through || chunk_max < from {
+                continue;
+            }
+            iters.push(desc.chunk.iter(from, through, direction)?);
+        }
+        Ok(iters)
+    }
+
     /// Returns up to `limit` entries in `[from, through)` that pass
     /// `keep`, in the query's direction, each line as `render` writes it
     /// (the line itself, or its digest).
+    #[cfg(test)]
     pub(crate) fn query(
         &self,
         from: i64,
@@ -246,49 +271,61 @@ impl StreamData {
         render: &dyn Fn(&str) -> String,
         limit: usize,
     ) -> Result<Vec<(i64, String)>, ChunkError> {
-        let mut found: Vec<Found> = Vec::new();
-        for (chunk_index, desc) in self.chunks.iter().enumerate() {
-            let Some((chunk_min, chunk_max)) = desc.chunk.bounds() else {
-                continue;
-            };
-            if chunk_min >= through || chunk_max < from {
-                continue;
-            }
-            let mut iter = desc.chunk.iter(from, through, direction)?;
-            let mut taken: i64 = 0;
-            while let Some((timestamp, line)) = iter.try_next_entry()? {
-                if !keep(timestamp, line) {
-                    continue;
-                }
-                // Backward iteration yields a chunk's entries in reverse, so a
-                // decreasing sequence restores append order under an
-                // ascending sort.
-                let sequence = match direction {
-                    Direction::Forward => taken,
-                    Direction::Backward => -taken,
-                };
-                found.push(Found {
-                    timestamp,
-                    chunk_index,
-                    sequence,
-                    line: render(line),
-                });
-                taken += 1;
-                if taken as usize >= limit {
-                    break;
-                }
-            }
-        }
-        found.sort_by_key(|entry| (entry.timestamp, entry.chunk_index, entry.sequence));
-        if direction == Direction::Backward {
-            found.reverse();
-        }
-        found.truncate(limit);
-        Ok(found
-            .into_iter()
-            .map(|entry| (entry.timestamp, entry.line))
-            .collect())
+        read(
+            self.iters(from, through, direction)?,
+            direction,
+            keep,
+            render,
+            limit,
+        )
     }
+}
+
+/// Reads the entries of [`StreamData::iters`] (same direction) that pass
+/// `keep`: up to `limit` of them in the query's direction, each line as
+/// `render` writes it (the line itself, or its digest).
+pub(crate) fn read(
+    iters: Vec<ChunkIter>,
+    direction: Direction,
+    keep: &mut dyn FnMut(i64, &str) -> bool,
+    render: &dyn Fn(&str) -> String,
+    limit: usize,
+) -> Result<Vec<(i64, String)>, ChunkError> {
+    let mut found: Vec<Found> = Vec::new();
+    for (chunk_index, mut iter) in iters.into_iter().enumerate() {
+        let mut taken: i64 = 0;
+        while let Some((timestamp, line)) = iter.try_next_entry()? {
+            if !keep(timestamp, line) {
+                continue;
+            }
+            // Backward iteration yields a chunk's entries in reverse, so a
+            // decreasing sequence restores append order under an
+            // ascending sort.
+            let sequence = match direction {
+                Direction::Forward => taken,
+                Direction::Backward => -taken,
+            };
+            found.push(Found {
+                timestamp,
+                chunk_index,
+                sequence,
+                line: render(line),
+            });
+            taken += 1;
+            if taken as usize >= limit {
+                break;
+            }
+        }
+    }
+    found.sort_by_key(|entry| (entry.timestamp, entry.chunk_index, entry.sequence));
+    if direction == Direction::Backward {
+        found.reverse();
+    }
+    found.truncate(limit);
+    Ok(found
+        .into_iter()
+        .map(|entry| (entry.timestamp, entry.line))
+        .collect())
 }
 
 #[cfg(test)]
@@ -349,6 +386,60 @@ mod tests {
             )
             .unwrap();
         assert_eq!(window, vec![(10, "a".into()), (20, "b".into())]);
+    }
+
+    #[test]
+    fn reads_run_after_the_lock_is_released_and_see_what_was_there() {
+        let config = IngesterConfig {
+            chunk_block_size: 64,
+            ..IngesterConfig::default()
+        };
+        let lines: Vec<String> = (0..50)
+            .map(|i| format!("line {i:02} of the stream"))
+            .collect();
+        let entries: Vec<(i64, &str)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| (i as i64, line.as_str()))
+            .collect();
+        let stream = stream_with(&config, &entries);
+        let iters = stream
+            .data
+            .lock()
+            .iters(0, 100, Direction::Forward)
+            .unwrap();
+        // The lock is free while reading: a push goes through meanwhile,
+        // and the read sees the stream as it was (compressed blocks and
+        // head alike).
+        let mut pushed = false;
+        let mut push = |_: i64, _: &str| {
+            if !pushed {
+                let mut data = stream.data.try_lock().expect("the read holds no lock");
+                data.append([(60, "pushed during the read")].into_iter(), Instant::now());
+                pushed = true;
+            }
+            true
+        };
+        let read_back = read(iters, Direction::Forward, &mut push, &str::to_string, 100).unwrap();
+        let expected: Vec<(i64, String)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| (i as i64, line.clone()))
+            .collect();
+        assert_eq!(read_back, expected);
+        let now = stream
+            .data
+            .lock()
+            .query(
+                55,
+                100,
+                Direction::Forward,
+                &mut keep_all,
+                &str::to_string,
+                100,
+            )
+            .unwrap();
+        assert_eq!(now, vec![(60, "pushed during the read".to_string())]);
     }
 
     #[test]
