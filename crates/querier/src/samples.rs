@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use sluice_chunk::{line_hash, Direction, Shard};
+use sluice_chunk::Shard;
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
-use sluice_logql::{EntryFilter, LabelSet, LogExpr, SampleExtractor, SampleSeries};
+use sluice_logql::{LabelSet, LogExpr, SampleExtractor, SampleSeries};
 use sluice_proto::logproto::SampleQueryRequest;
 use sluice_proto::timestamp_from_nanos;
 use tracing::Instrument;
@@ -21,7 +21,7 @@ use crate::querier::Querier;
 /// Samples of one series from one stream: `(timestamp, line digest,
 /// value)`. Replicas and the store send the same entry with the same
 /// timestamp and digest.
-type FromStream = HashMap<(u64, LabelSet), Vec<(i64, u64, f64)>>;
+type FromStream = crate::store::StreamSamples;
 
 impl Querier {
     /// Reads the samples of `extraction` (a [`sluice_logql::DataRequest`]'s)
@@ -98,51 +98,26 @@ impl Querier {
         }
         if let Some(index) = &self.store {
             let span = stage_span!(
-                "querier.store",
+                "querier.store_samples",
                 tenant = %tenant,
-                streams = tracing::field::Empty,
-                entries = tracing::field::Empty,
+                series = tracing::field::Empty,
+                samples = tracing::field::Empty,
             );
-            let keep = Arc::new(
-                EntryFilter::new(&log.pipeline)
-                    .map_err(|err| HttpError::bad_request(err.to_string()))?,
-            );
-            let streams = crate::store::select_logs(
+            let stored = crate::store::select_samples(
                 index,
                 tenant,
-                crate::store::Selection {
-                    matchers: &log.matchers,
-                    keep,
-                    from: range.start,
-                    through: range.end,
-                    limit: usize::MAX,
-                    direction: Direction::Forward,
-                    shard,
-                },
+                &log.matchers,
+                Arc::new(extractor),
+                (range.start, range.end),
+                shard,
             )
             .instrument(span.clone())
             .boxed()
             .await?;
-            span.record("streams", streams.len());
-            span.record(
-                "entries",
-                streams
-                    .iter()
-                    .map(|(_, entries)| entries.len())
-                    .sum::<usize>(),
-            );
-            for (labels, entries) in streams {
-                let stream_hash = labels.fingerprint();
-                let mut extract = extractor.for_stream(&LabelSet::new(labels.to_pairs()));
-                for (timestamp, line) in entries {
-                    if let Some((series, value)) = extract.process(timestamp, &line) {
-                        found.entry((stream_hash, series)).or_default().push((
-                            timestamp,
-                            line_hash(&line),
-                            value,
-                        ));
-                    }
-                }
+            span.record("series", stored.len());
+            span.record("samples", stored.values().map(Vec::len).sum::<usize>());
+            for (key, samples) in stored {
+                found.entry(key).or_default().extend(samples);
             }
         }
         Ok(Some(merge(found)))

@@ -2,12 +2,15 @@
 //! selector needs, chunks are fetched concurrently (bounded), verified,
 //! decoded and scanned off the async runtime.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use sluice_chunk::{ChunkRef, Direction, LabelMatcher, Labels, Shard};
+use sluice_chunk::{
+    line_hash, ChunkError, ChunkIter, ChunkRef, Direction, LabelMatcher, Labels, Shard,
+};
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
-use sluice_logql::{EntryFilter, LabelSet, Matcher};
+use sluice_logql::{EntryFilter, LabelSet, Matcher, SampleExtractor};
 use sluice_storage::{select_series, IndexCache, SeriesChunks, StorageError};
 use tracing::Instrument;
 
@@ -87,59 +90,39 @@ pub(crate) async fn select_logs(
         direction,
         shard,
     } = selection;
-    let lookup = stage_span!(
-        "store.index_lookup",
-        tenant = %tenant,
-        series = tracing::field::Empty,
-        chunks = tracing::field::Empty,
-    );
-    let mut found = series(index, tenant, matchers, from, through)
-        .instrument(lookup.clone())
-        .await?;
-    if let Some(shard) = shard {
-        found.retain(|series| shard.contains(series.labels.fingerprint()));
-    }
-    lookup.record("series", found.len());
-    lookup.record(
-        "chunks",
-        found
-            .iter()
-            .map(|series| series.chunks.len())
-            .sum::<usize>(),
-    );
-    drop(lookup);
-    let labels: Vec<Arc<Labels>> = found
-        .iter()
-        .map(|series| Arc::new(series.labels.clone()))
-        .collect();
-    let chunks: Vec<(usize, ChunkRef)> = found
-        .iter()
-        .enumerate()
-        .flat_map(|(series_index, series)| {
-            series
-                .chunks
-                .iter()
-                .map(move |chunk| (series_index, *chunk))
-        })
-        .collect();
+    let found = find(index, tenant, matchers, from, through, shard).await?;
     let scan = Scan {
         index,
         tenant,
-        keep: &keep,
-        labels: &labels,
-        limit,
+        labels: &found.labels,
         direction,
     };
-    let mut per_series: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.len()];
+    // Up to `limit` entries of a chunk that `keep` keeps.
+    let read: ChunkReader<Vec<(i64, String)>> = Arc::new(move |iter, labels| {
+        let mut entries = Vec::new();
+        let mut keep = keep.for_stream(|| LabelSet::new(labels.to_pairs()));
+        while let Some((timestamp, line)) = iter.try_next_entry()? {
+            if keep.keeps(timestamp, line) {
+                entries.push((timestamp, line.to_string()));
+                if entries.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(entries)
+    });
+    let mut per_series: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.series.len()];
     if limit == usize::MAX {
-        for (series_index, entries) in scan.window(&chunks, from, through).await? {
+        for (series_index, entries) in scan.window(&found.chunks, from, through, &read).await? {
             per_series[series_index].extend(entries);
         }
     } else {
         let mut distinct = 0;
         for (window_from, window_through) in Windows::new(from, through, direction) {
-            let mut window: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.len()];
-            for (series_index, entries) in scan.window(&chunks, window_from, window_through).await?
+            let mut window: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.series.len()];
+            for (series_index, entries) in scan
+                .window(&found.chunks, window_from, window_through, &read)
+                .await?
             {
                 window[series_index].extend(entries);
             }
@@ -159,6 +142,7 @@ pub(crate) async fn select_logs(
         }
     }
     Ok(found
+        .series
         .into_iter()
         .zip(per_series)
         .filter(|(_, entries)| !entries.is_empty())
@@ -166,27 +150,133 @@ pub(crate) async fn select_logs(
         .collect())
 }
 
+/// Samples of one series: `(timestamp, line digest, value)`.
+pub(crate) type Samples = Vec<(i64, u64, f64)>;
+
+/// Samples of each series from each stream, by stream fingerprint and
+/// series labels.
+pub(crate) type StreamSamples = HashMap<(u64, LabelSet), Samples>;
+
+/// Runs `extractor` over every entry in `[from, through)` of the streams
+/// `matchers` select (only those of `shard` when given), chunk by chunk
+/// as they are read: no line outlives its chunk's scan. Copies of an
+/// entry (chunks several replicas flushed) are all returned.
+pub(crate) async fn select_samples(
+    index: &Arc<IndexCache>,
+    tenant: &TenantId,
+    matchers: &[Matcher],
+    extractor: Arc<SampleExtractor>,
+    (from, through): (i64, i64),
+    shard: Option<Shard>,
+) -> Result<StreamSamples, HttpError> {
+    let found = find(index, tenant, matchers, from, through, shard).await?;
+    let scan = Scan {
+        index,
+        tenant,
+        labels: &found.labels,
+        direction: Direction::Forward,
+    };
+    let read: ChunkReader<HashMap<LabelSet, Samples>> = Arc::new(move |iter, labels| {
+        let mut by_series: HashMap<LabelSet, Samples> = HashMap::new();
+        let mut extract = extractor.for_stream(&LabelSet::new(labels.to_pairs()));
+        while let Some((timestamp, line)) = iter.try_next_entry()? {
+            if let Some((series, value)) = extract.process(timestamp, line) {
+                by_series
+                    .entry(series)
+                    .or_default()
+                    .push((timestamp, line_hash(line), value));
+            }
+        }
+        Ok(by_series)
+    });
+    let mut samples = StreamSamples::new();
+    for (series_index, by_series) in scan.window(&found.chunks, from, through, &read).await? {
+        let fingerprint = found.labels[series_index].fingerprint();
+        for (series, values) in by_series {
+            samples
+                .entry((fingerprint, series))
+                .or_default()
+                .extend(values);
+        }
+    }
+    Ok(samples)
+}
+
+/// The series a read touches and their chunks.
+struct Found {
+    series: Vec<SeriesChunks>,
+    /// Labels of the series, by index.
+    labels: Vec<Arc<Labels>>,
+    /// Every chunk, with the index of its series.
+    chunks: Vec<(usize, ChunkRef)>,
+}
+
+/// Looks up the series and chunks of a read in the index.
+async fn find(
+    index: &IndexCache,
+    tenant: &TenantId,
+    matchers: &[Matcher],
+    from: i64,
+    through: i64,
+    shard: Option<Shard>,
+) -> Result<Found, HttpError> {
+    let lookup = stage_span!(
+        "store.index_lookup",
+        tenant = %tenant,
+        series = tracing::field::Empty,
+        chunks = tracing::field::Empty,
+    );
+    let mut series = self::series(index, tenant, matchers, from, through)
+        .instrument(lookup.clone())
+        .await?;
+    if let Some(shard) = shard {
+        series.retain(|one| shard.contains(one.labels.fingerprint()));
+    }
+    lookup.record("series", series.len());
+    lookup.record(
+        "chunks",
+        series.iter().map(|one| one.chunks.len()).sum::<usize>(),
+    );
+    let labels = series
+        .iter()
+        .map(|one| Arc::new(one.labels.clone()))
+        .collect();
+    let chunks = series
+        .iter()
+        .enumerate()
+        .flat_map(|(series_index, one)| one.chunks.iter().map(move |chunk| (series_index, *chunk)))
+        .collect();
+    Ok(Found {
+        series,
+        labels,
+        chunks,
+    })
+}
+
+/// What a scan makes of the entries of one chunk in a window (given the
+/// chunk's iterator and its stream's labels).
+type ChunkReader<T> = Arc<dyn Fn(&mut ChunkIter, &Labels) -> Result<T, ChunkError> + Send + Sync>;
+
 /// Reading chunks for one query: what every window shares.
 struct Scan<'a> {
     index: &'a Arc<IndexCache>,
     tenant: &'a TenantId,
-    keep: &'a Arc<EntryFilter>,
     /// Labels of the series, by index.
     labels: &'a [Arc<Labels>],
-    limit: usize,
     direction: Direction,
 }
 
 impl Scan<'_> {
     /// Fetches the chunks of `chunks` that overlap `[from, through)`
-    /// (bounded concurrency) and returns, per chunk, up to `limit` entries
-    /// in the window that `keep` keeps, by series index.
-    async fn window(
+    /// (bounded concurrency) and returns, per chunk, what `read` makes of
+    /// its entries in the window, by series index.
+    async fn window<T: Send + 'static>(
         &self,
         chunks: &[(usize, ChunkRef)],
         from: i64,
         through: i64,
-    ) -> Result<Vec<(usize, Vec<(i64, String)>)>, HttpError> {
+        read: &ChunkReader<T>,
+    ) -> Result<Vec<(usize, T)>, HttpError> {
         // Collected: a filtering iterator held across awaits trips the
         // compiler's Send check of the caller's boxed future.
         let overlapping: Vec<(usize, ChunkRef)> = chunks
@@ -198,9 +288,9 @@ impl Scan<'_> {
             .map(|(series_index, chunk_ref)| {
                 let index = Arc::clone(self.index);
                 let tenant = self.tenant.clone();
-                let keep = Arc::clone(self.keep);
+                let read = Arc::clone(read);
                 let labels = Arc::clone(&self.labels[series_index]);
-                let (limit, direction) = (self.limit, self.direction);
+                let direction = self.direction;
                 async move {
                     let chunk = index
                         .store()
@@ -212,26 +302,11 @@ impl Scan<'_> {
                         ))
                         .await
                         .map_err(storage_error)?;
-                    let decompress = stage_span!(
-                        "store.chunk_decompress",
-                        tenant = %tenant,
-                        entries = tracing::field::Empty,
-                    );
-                    let entries = tokio::task::spawn_blocking(move || {
+                    let decompress = stage_span!("store.chunk_decompress", tenant = %tenant);
+                    let made = tokio::task::spawn_blocking(move || {
                         let _entered = decompress.enter();
-                        let mut entries = Vec::new();
-                        let mut keep = keep.for_stream(|| LabelSet::new(labels.to_pairs()));
                         let mut iter = chunk.iter(from, through, direction)?;
-                        while let Some((timestamp, line)) = iter.try_next_entry()? {
-                            if keep.keeps(timestamp, line) {
-                                entries.push((timestamp, line.to_string()));
-                                if entries.len() >= limit {
-                                    break;
-                                }
-                            }
-                        }
-                        decompress.record("entries", entries.len());
-                        Ok::<_, sluice_chunk::ChunkError>(entries)
+                        read(&mut iter, &labels)
                     })
                     .await
                     .map_err(|err| {
@@ -249,7 +324,7 @@ impl Scan<'_> {
                             ),
                         )
                     })?;
-                    Ok::<_, HttpError>((series_index, entries))
+                    Ok::<_, HttpError>((series_index, made))
                 }
             })
             .buffer_unordered(FETCH_CONCURRENCY)
