@@ -488,8 +488,11 @@ fn a_tail_proxied_by_the_frontend_is_one_trace() {
         &[("traceparent", traceparent.as_str())],
         &[("query", r#"{job="traced"}"#)],
     );
+    // Each process exports its spans in its own batches: wait for both.
     let spans = receiver.wait_trace(trace, TRACE_WAIT, |spans| {
-        spans.iter().any(|span| span.service == "sluice-querier")
+        ["sluice-querier", "sluice-query-frontend"]
+            .iter()
+            .all(|service| spans.iter().any(|span| span.service == *service))
     });
     tail.close();
     let from = |service: &str| -> Vec<&ReceivedSpan> {

@@ -109,7 +109,8 @@ pub(crate) async fn select_logs(
                 }
             }
         }
-        Ok(entries)
+        let count = entries.len();
+        Ok((entries, count))
     });
     let mut per_series: Vec<Vec<(i64, String)>> = vec![Vec::new(); found.series.len()];
     if limit == usize::MAX {
@@ -179,15 +180,17 @@ pub(crate) async fn select_samples(
     let read: ChunkReader<HashMap<LabelSet, Samples>> = Arc::new(move |iter, labels| {
         let mut by_series: HashMap<LabelSet, Samples> = HashMap::new();
         let mut extract = extractor.for_stream(&LabelSet::new(labels.to_pairs()));
+        let mut count = 0;
         while let Some((timestamp, line)) = iter.try_next_entry()? {
             if let Some((series, value)) = extract.process(timestamp, line) {
+                count += 1;
                 by_series
                     .entry(series)
                     .or_default()
                     .push((timestamp, line_hash(line), value));
             }
         }
-        Ok(by_series)
+        Ok((by_series, count))
     });
     let mut samples = StreamSamples::new();
     for (series_index, by_series) in scan.window(&found.chunks, from, through, &read).await? {
@@ -254,8 +257,12 @@ async fn find(
 }
 
 /// What a scan makes of the entries of one chunk in a window (given the
-/// chunk's iterator and its stream's labels).
-type ChunkReader<T> = Arc<dyn Fn(&mut ChunkIter, &Labels) -> Result<T, ChunkError> + Send + Sync>;
+/// chunk's iterator and its stream's labels), and how many entries it
+/// made it of (for the trace).
+type ChunkReader<T> = Arc<Read<T>>;
+
+/// See [`ChunkReader`].
+type Read<T> = dyn Fn(&mut ChunkIter, &Labels) -> Result<(T, usize), ChunkError> + Send + Sync;
 
 /// Reading chunks for one query: what every window shares.
 struct Scan<'a> {
@@ -302,11 +309,17 @@ impl Scan<'_> {
                         ))
                         .await
                         .map_err(storage_error)?;
-                    let decompress = stage_span!("store.chunk_decompress", tenant = %tenant);
+                    let decompress = stage_span!(
+                        "store.chunk_decompress",
+                        tenant = %tenant,
+                        entries = tracing::field::Empty,
+                    );
                     let made = tokio::task::spawn_blocking(move || {
                         let _entered = decompress.enter();
                         let mut iter = chunk.iter(from, through, direction)?;
-                        read(&mut iter, &labels)
+                        let (made, entries) = read(&mut iter, &labels)?;
+                        decompress.record("entries", entries);
+                        Ok::<_, ChunkError>(made)
                     })
                     .await
                     .map_err(|err| {
