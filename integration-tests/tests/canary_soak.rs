@@ -56,8 +56,12 @@ impl Canary {
                 format!("-labelvalue={name}"),
                 format!("-tail={tail}"),
                 "-interval=100ms".to_owned(),
-                "-wait=5s".to_owned(),
-                "-max-wait=15s".to_owned(),
+                // Longer than the tail's 10 s reconnection pause: a tail
+                // that goes quiet for a second under a loaded suite
+                // reconnects and gets the lines it missed by backfill
+                // before they count as missing from it.
+                "-wait=12s".to_owned(),
+                "-max-wait=30s".to_owned(),
                 "-pruneinterval=1s".to_owned(),
                 "-query-interval=500ms".to_owned(),
                 "-spot-check-interval=5s".to_owned(),
