@@ -134,6 +134,43 @@ fn delete_request_hides_then_removes_exactly_the_matching_lines() {
         &expected,
         "right after the request",
     );
+    // Metric queries with a parser count only the lines left visible.
+    let visible = |job: &str| -> usize {
+        expected
+            .iter()
+            .filter(|(labels, _)| labels.get("job").map(String::as_str) == Some(job))
+            .map(|(_, entries)| entries.len())
+            .sum()
+    };
+    let time = (base + 400 * SEC).to_string();
+    let counted = p
+        .query(
+            &[
+                (
+                    "query",
+                    r#"sum by (job) (count_over_time({job=~".+"} | logfmt [1h]))"#,
+                ),
+                ("time", time.as_str()),
+            ],
+            None,
+        )
+        .ok_json();
+    for job in ["app", "other"] {
+        let value = counted["data"]["result"]
+            .as_array()
+            .and_then(|series| {
+                series
+                    .iter()
+                    .find(|one| one["metric"]["job"].as_str() == Some(job))
+            })
+            .and_then(|one| one["value"][1].as_str())
+            .map(str::to_string);
+        assert_eq!(
+            value,
+            Some(visible(job).to_string()),
+            "{job}: lines counted through a parser right after the request: {counted}"
+        );
+    }
 
     // Listed, then processed by the compactor.
     let listed = p.get("/loki/api/v1/delete", &[], None).ok_json();

@@ -498,6 +498,77 @@ fn limited_log_queries_over_hours_of_flushed_data_are_exact() {
     f.finish();
 }
 
+/// JSON service lines for the parser tests: three streams `{job, stream="sN"}`
+/// of 240 lines, 10 s apart and interleaved, starting three hours ago. A
+/// line is level "error" when `(i + s) % 7 == 0`, else "info"; every 50th
+/// is malformed after its level (the parser keeps `level="info"` and sets
+/// `__error__`).
+struct JsonLines {
+    job: &'static str,
+    first: i64,
+}
+
+impl JsonLines {
+    const STREAMS: usize = 3;
+    const PER_STREAM: usize = 240;
+
+    fn new(job: &'static str) -> JsonLines {
+        JsonLines {
+            job,
+            first: (now_ns() / SEC - 3 * 3600) * SEC,
+        }
+    }
+
+    fn malformed(i: usize) -> bool {
+        i % 50 == 49
+    }
+
+    fn level(&self, s: usize, i: usize) -> &'static str {
+        if (i + s) % 7 == 0 {
+            "error"
+        } else {
+            "info"
+        }
+    }
+
+    /// Every `(stream, line)` pair.
+    fn all(&self) -> impl Iterator<Item = (usize, usize)> {
+        (0..Self::STREAMS).flat_map(|s| (0..Self::PER_STREAM).map(move |i| (s, i)))
+    }
+
+    fn entry(&self, s: usize, i: usize) -> (i64, String) {
+        let line = if Self::malformed(i) {
+            format!(r#"{{"level":"info","n":{i} broken"#)
+        } else {
+            format!(
+                r#"{{"level":"{}","n":{i},"msg":"request {i} of s{s}"}}"#,
+                self.level(s, i)
+            )
+        };
+        (self.first + (i * Self::STREAMS + s) as i64 * 10 * SEC, line)
+    }
+
+    fn push(&self, p: &SluiceProcess, lines: std::ops::Range<usize>) {
+        let streams: Vec<Stream> = (0..Self::STREAMS)
+            .map(|s| {
+                Stream::new(
+                    &format!(r#"{{job="{}", stream="s{s}"}}"#, self.job),
+                    lines.clone().map(|i| self.entry(s, i)).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        p.push_proto_ok(&streams, None);
+    }
+
+    /// The older half flushed to the store, the newer half in memory.
+    fn push_half_flushed(&self, p: &SluiceProcess) {
+        self.push(p, 0..Self::PER_STREAM / 2);
+        let r = post(p, "/flush");
+        assert_eq!(r.status, 204, "flush: {}", r.body);
+        self.push(p, Self::PER_STREAM / 2..Self::PER_STREAM);
+    }
+}
+
 /// A limited log query with a parser and a label filter is answered from
 /// the ingesters and the store, which run the pipeline as a filter and
 /// stop at the limit: the answer must be exactly the `limit` newest
@@ -505,58 +576,29 @@ fn limited_log_queries_over_hours_of_flushed_data_are_exact() {
 /// the data is in memory, flushed, or both.
 #[test]
 fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
-    const STREAMS: usize = 3;
-    const PER_STREAM: usize = 240;
     let mut p = SluiceProcess::start_default();
-    let first = (now_ns() / SEC - 3 * 3600) * SEC;
-    let entry = |s: usize, i: usize| {
-        let level = if (i + s) % 7 == 0 { "error" } else { "info" };
-        let line = if i % 50 == 49 {
-            // Malformed after `level`: the parser keeps `level="info"`,
-            // sets `__error__`, and the filter drops the entry.
-            format!(r#"{{"level":"info","n":{i} broken"#)
-        } else {
-            format!(r#"{{"level":"{level}","n":{i},"msg":"request {i} of s{s}"}}"#)
-        };
-        (first + (i * STREAMS + s) as i64 * 10 * SEC, line)
-    };
+    let data = JsonLines::new("pipe");
     let query = r#"{job="pipe"} | json | level="error" | line_format "n={{.n}} {{.msg}}" | keep job, stream, level"#;
     // What the whole pipeline returns, oldest first.
-    let mut kept: Vec<(Labels, (i64, String))> = Vec::new();
-    for s in 0..STREAMS {
-        for i in 0..PER_STREAM {
-            let (ts, _) = entry(s, i);
-            if (i + s) % 7 == 0 && i % 50 != 49 {
-                kept.push((
-                    labels(&[
-                        ("job", "pipe"),
-                        ("level", "error"),
-                        ("stream", &format!("s{s}")),
-                    ]),
-                    (ts, format!("n={i} request {i} of s{s}")),
-                ));
-            }
-        }
-    }
+    let mut kept: Vec<(Labels, (i64, String))> = data
+        .all()
+        .filter(|&(s, i)| data.level(s, i) == "error" && !JsonLines::malformed(i))
+        .map(|(s, i)| {
+            let labels = labels(&[
+                ("job", "pipe"),
+                ("level", "error"),
+                ("stream", &format!("s{s}")),
+            ]);
+            (
+                labels,
+                (data.entry(s, i).0, format!("n={i} request {i} of s{s}")),
+            )
+        })
+        .collect();
     kept.sort_by_key(|(_, (ts, _))| *ts);
-    let push = |p: &SluiceProcess, lines: std::ops::Range<usize>| {
-        let streams: Vec<Stream> = (0..STREAMS)
-            .map(|s| {
-                Stream::new(
-                    &format!(r#"{{job="pipe", stream="s{s}"}}"#),
-                    lines.clone().map(|i| entry(s, i)).collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        p.push_proto_ok(&streams, None);
-    };
-    // The older half flushed to the store, the newer half in memory.
-    push(&p, 0..PER_STREAM / 2);
-    let r = post(&p, "/flush");
-    assert_eq!(r.status, 204, "flush: {}", r.body);
-    push(&p, PER_STREAM / 2..PER_STREAM);
+    data.push_half_flushed(&p);
 
-    let range = (first - SEC, now_ns());
+    let range = (data.first - SEC, now_ns());
     let check = |f: &mut Failures, p: &SluiceProcess, what: &str| {
         for limit in [1, 5, 30, 5000] {
             for direction in ["backward", "forward"] {
@@ -594,49 +636,18 @@ fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
 #[test]
 fn metric_queries_with_parsers_are_exact_in_memory_and_flushed() {
     use std::collections::BTreeMap;
-    const STREAMS: usize = 3;
-    const PER_STREAM: usize = 240;
     let mut p = SluiceProcess::start_default();
-    let first = (now_ns() / SEC - 3 * 3600) * SEC;
-    let malformed = |i: usize| i % 50 == 49;
-    let level = |s: usize, i: usize| if (i + s) % 7 == 0 { "error" } else { "info" };
-    let entry = |s: usize, i: usize| {
-        let line = if malformed(i) {
-            // The parser sets `__error__` (and keeps `level="info"`).
-            format!(r#"{{"level":"info","n":{i} broken"#)
-        } else {
-            format!(
-                r#"{{"level":"{}","n":{i},"msg":"request {i}"}}"#,
-                level(s, i)
-            )
-        };
-        (first + (i * STREAMS + s) as i64 * 10 * SEC, line)
-    };
-    let push = |p: &SluiceProcess, lines: std::ops::Range<usize>| {
-        let streams: Vec<Stream> = (0..STREAMS)
-            .map(|s| {
-                Stream::new(
-                    &format!(r#"{{job="samp", stream="s{s}"}}"#),
-                    lines.clone().map(|i| entry(s, i)).collect::<Vec<_>>(),
-                )
-            })
-            .collect();
-        p.push_proto_ok(&streams, None);
-    };
-    push(&p, 0..PER_STREAM / 2);
-    let r = post(&p, "/flush");
-    assert_eq!(r.status, 204, "flush: {}", r.body);
-    push(&p, PER_STREAM / 2..PER_STREAM);
+    let data = JsonLines::new("samp");
+    data.push_half_flushed(&p);
 
     // What each query must return: label value of its grouping → value.
-    let well_formed = || (0..STREAMS).flat_map(move |s| (0..PER_STREAM).map(move |i| (s, i)));
     let mut per_level: BTreeMap<String, usize> = BTreeMap::new();
     let mut sum_per_stream: BTreeMap<String, usize> = BTreeMap::new();
     let mut max_error_per_stream: BTreeMap<String, usize> = BTreeMap::new();
-    for (s, i) in well_formed().filter(|(_, i)| !malformed(*i)) {
-        *per_level.entry(level(s, i).to_string()).or_default() += 1;
+    for (s, i) in data.all().filter(|&(_, i)| !JsonLines::malformed(i)) {
+        *per_level.entry(data.level(s, i).to_string()).or_default() += 1;
         *sum_per_stream.entry(format!("s{s}")).or_default() += i;
-        if level(s, i) == "error" {
+        if data.level(s, i) == "error" {
             let max = max_error_per_stream.entry(format!("s{s}")).or_default();
             *max = (*max).max(i);
         }
@@ -665,7 +676,11 @@ fn metric_queries_with_parsers_are_exact_in_memory_and_flushed() {
         (
             r#"sum(count_over_time({job="samp"} | json [4h]))"#,
             "",
-            [(String::new(), (STREAMS * PER_STREAM).to_string())].into(),
+            [(
+                String::new(),
+                (JsonLines::STREAMS * JsonLines::PER_STREAM).to_string(),
+            )]
+            .into(),
         ),
     ];
     let time = now_ns().to_string();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
-use sluice_chunk::{line_digest, Direction, Shard};
+use sluice_chunk::{line_digest, ChunkIter, Direction, Shard};
 use sluice_logql::{EntryFilter, Expr, LabelSet, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
@@ -16,7 +16,7 @@ use sluice_proto::{timestamp_from_nanos, timestamp_to_nanos};
 
 use crate::error::IngesterError;
 use crate::instance::Instance;
-use crate::stream::{read, FlushState};
+use crate::stream::{read, FlushState, Stream};
 
 /// Entries per streamed batch.
 const BATCH_ENTRIES: usize = 1000;
@@ -57,7 +57,7 @@ pub(crate) fn parse_log_query(
 pub(crate) fn query(
     instance: &Instance,
     request: &QueryRequest,
-    mut emit: impl FnMut(QueryResponse) -> bool,
+    emit: impl FnMut(QueryResponse) -> bool,
 ) -> Result<(), IngesterError> {
     let (log, keep) = parse_log_query(&request.selector, request.pipeline_filter)?;
     let from = timestamp_to_nanos(request.start.as_ref());
@@ -77,59 +77,120 @@ pub(crate) fn query(
     } else {
         &str::to_string
     };
-    let mut batch = QueryResponse::default();
-    let mut batch_entries = 0;
-    for stream in instance.matching(&log.matchers) {
+    let mut batches = Batches::new(BATCH_ENTRIES, emit);
+    let range = (from, through);
+    read_streams(
+        instance,
+        &log.matchers,
+        shard,
+        range,
+        direction,
+        |stream, iters| {
+            let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
+            let entries = read(
+                iters,
+                direction,
+                &mut |timestamp, line| keep.keeps(timestamp, line),
+                render,
+                limit,
+            )
+            .map_err(|source| stream.chunk_error(source))?;
+            let mut entries = entries.into_iter().peekable();
+            while entries.peek().is_some() {
+                let piece: Vec<EntryAdapter> = entries
+                    .by_ref()
+                    .take(BATCH_ENTRIES)
+                    .map(|(timestamp, line)| EntryAdapter {
+                        timestamp: Some(timestamp_from_nanos(timestamp)),
+                        line,
+                        structured_metadata: Vec::new(),
+                    })
+                    .collect();
+                let count = piece.len();
+                let stream = StreamAdapter {
+                    labels: stream.labels_text.clone(),
+                    entries: piece,
+                    hash: stream.fingerprint,
+                };
+                if !batches.add(count, |batch| batch.streams.push(stream)) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    batches.finish();
+    Ok(())
+}
+
+/// Gathers what a read sends into responses of about `size` items each,
+/// handed to `emit` (which returns false once the client went away).
+pub(crate) struct Batches<R, E> {
+    batch: R,
+    items: usize,
+    size: usize,
+    emit: E,
+}
+
+impl<R: Default, E: FnMut(R) -> bool> Batches<R, E> {
+    pub(crate) fn new(size: usize, emit: E) -> Batches<R, E> {
+        Batches {
+            batch: R::default(),
+            items: 0,
+            size,
+            emit,
+        }
+    }
+
+    /// Adds `items` items with `put`, sending the batch once it is full;
+    /// false when the client went away.
+    pub(crate) fn add(&mut self, items: usize, put: impl FnOnce(&mut R)) -> bool {
+        put(&mut self.batch);
+        self.items += items;
+        if self.items < self.size {
+            return true;
+        }
+        self.items = 0;
+        (self.emit)(std::mem::take(&mut self.batch))
+    }
+
+    /// Sends what is left.
+    pub(crate) fn finish(mut self) {
+        if self.items > 0 {
+            (self.emit)(self.batch);
+        }
+    }
+}
+
+/// Calls `visit` with each stream `matchers` select (only those of `shard`
+/// when given) that holds data in `[from, through)`, and iterators over
+/// its chunks in `direction`. The iterators are taken under the stream's
+/// lock and `visit` reads them after it is released, so pushes to the
+/// stream do not wait for decompression, pipelines or parsers. Stops when
+/// `visit` returns false.
+pub(crate) fn read_streams(
+    instance: &Instance,
+    matchers: &[Matcher],
+    shard: Option<Shard>,
+    (from, through): (i64, i64),
+    direction: Direction,
+    mut visit: impl FnMut(&Stream, Vec<ChunkIter>) -> Result<bool, IngesterError>,
+) -> Result<(), IngesterError> {
+    for stream in instance.matching(matchers) {
         if shard.is_some_and(|shard| !shard.contains(stream.fingerprint)) {
             continue;
         }
-        let chunk_error = |source| IngesterError::Chunk {
-            stream: stream.labels_text.clone(),
-            source,
-        };
         let iters = {
             let data = stream.data.lock();
             if !data.overlaps(from, through) {
                 continue;
             }
-            data.iters(from, through, direction).map_err(chunk_error)?
+            data.iters(from, through, direction)
+                .map_err(|source| stream.chunk_error(source))?
         };
-        let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
-        let entries = read(
-            iters,
-            direction,
-            &mut |timestamp, line| keep.keeps(timestamp, line),
-            render,
-            limit,
-        )
-        .map_err(chunk_error)?;
-        let mut entries = entries.into_iter().peekable();
-        while entries.peek().is_some() {
-            let piece: Vec<EntryAdapter> = entries
-                .by_ref()
-                .take(BATCH_ENTRIES)
-                .map(|(timestamp, line)| EntryAdapter {
-                    timestamp: Some(timestamp_from_nanos(timestamp)),
-                    line,
-                    structured_metadata: Vec::new(),
-                })
-                .collect();
-            batch_entries += piece.len();
-            batch.streams.push(StreamAdapter {
-                labels: stream.labels_text.clone(),
-                entries: piece,
-                hash: stream.fingerprint,
-            });
-            if batch_entries >= BATCH_ENTRIES {
-                if !emit(std::mem::take(&mut batch)) {
-                    return Ok(());
-                }
-                batch_entries = 0;
-            }
+        if !visit(&stream, iters)? {
+            break;
         }
-    }
-    if !batch.streams.is_empty() {
-        emit(batch);
     }
     Ok(())
 }

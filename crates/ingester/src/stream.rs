@@ -9,6 +9,7 @@ use sluice_chunk::{ChunkError, ChunkIter, ChunkRef, Codec, Direction, Labels, Me
 use sluice_common::token_bucket::TokenBucket;
 
 use crate::config::IngesterConfig;
+use crate::error::IngesterError;
 
 /// Why a chunk was closed and flushed (Loki's `reason` label values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +105,14 @@ struct Found {
 }
 
 impl Stream {
+    /// The error of a chunk of this stream that cannot be read.
+    pub(crate) fn chunk_error(&self, source: ChunkError) -> IngesterError {
+        IngesterError::Chunk {
+            stream: self.labels_text.clone(),
+            source,
+        }
+    }
+
     pub(crate) fn new(labels: Labels, config: &IngesterConfig) -> Stream {
         let labels_text = labels.to_string();
         let fingerprint = labels.fingerprint();
@@ -257,28 +266,6 @@ impl StreamData {
         }
         Ok(iters)
     }
-
-    /// Returns up to `limit` entries in `[from, through)` that pass
-    /// `keep`, in the query's direction, each line as `render` writes it
-    /// (the line itself, or its digest).
-    #[cfg(test)]
-    pub(crate) fn query(
-        &self,
-        from: i64,
-        through: i64,
-        direction: Direction,
-        keep: &mut dyn FnMut(i64, &str) -> bool,
-        render: &dyn Fn(&str) -> String,
-        limit: usize,
-    ) -> Result<Vec<(i64, String)>, ChunkError> {
-        read(
-            self.iters(from, through, direction)?,
-            direction,
-            keep,
-            render,
-            limit,
-        )
-    }
 }
 
 /// Reads the entries of [`StreamData::iters`] (same direction) that pass
@@ -336,6 +323,19 @@ mod tests {
         true
     }
 
+    /// Up to `limit` entries in `[from, through)` that pass `keep`, read
+    /// under the lock.
+    fn query(
+        data: &StreamData,
+        (from, through): (i64, i64),
+        direction: Direction,
+        keep: &mut dyn FnMut(i64, &str) -> bool,
+        limit: usize,
+    ) -> Vec<(i64, String)> {
+        let iters = data.iters(from, through, direction).unwrap();
+        read(iters, direction, keep, &str::to_string, limit).unwrap()
+    }
+
     fn stream_with(config: &IngesterConfig, entries: &[(i64, &str)]) -> Stream {
         let stream = Stream::new(Labels::from_pairs([("job", "test")]), config);
         stream
@@ -350,41 +350,14 @@ mod tests {
         let config = IngesterConfig::default();
         let stream = stream_with(&config, &[(30, "c"), (10, "a"), (20, "b")]);
         let data = stream.data.lock();
-        let forward = data
-            .query(
-                0,
-                100,
-                Direction::Forward,
-                &mut keep_all,
-                &str::to_string,
-                100,
-            )
-            .unwrap();
+        let forward = query(&data, (0, 100), Direction::Forward, &mut keep_all, 100);
         assert_eq!(
             forward,
             vec![(10, "a".into()), (20, "b".into()), (30, "c".into())]
         );
-        let backward = data
-            .query(
-                0,
-                100,
-                Direction::Backward,
-                &mut keep_all,
-                &str::to_string,
-                2,
-            )
-            .unwrap();
+        let backward = query(&data, (0, 100), Direction::Backward, &mut keep_all, 2);
         assert_eq!(backward, vec![(30, "c".into()), (20, "b".into())]);
-        let window = data
-            .query(
-                10,
-                30,
-                Direction::Forward,
-                &mut keep_all,
-                &str::to_string,
-                100,
-            )
-            .unwrap();
+        let window = query(&data, (10, 30), Direction::Forward, &mut keep_all, 100);
         assert_eq!(window, vec![(10, "a".into()), (20, "b".into())]);
     }
 
@@ -427,18 +400,13 @@ mod tests {
             .map(|(i, line)| (i as i64, line.clone()))
             .collect();
         assert_eq!(read_back, expected);
-        let now = stream
-            .data
-            .lock()
-            .query(
-                55,
-                100,
-                Direction::Forward,
-                &mut keep_all,
-                &str::to_string,
-                100,
-            )
-            .unwrap();
+        let now = query(
+            &stream.data.lock(),
+            (55, 100),
+            Direction::Forward,
+            &mut keep_all,
+            100,
+        );
         assert_eq!(now, vec![(60, "pushed during the read".to_string())]);
     }
 
@@ -447,16 +415,7 @@ mod tests {
         let config = IngesterConfig::default();
         let stream = stream_with(&config, &[(10, "a"), (10, "a"), (10, "b")]);
         let data = stream.data.lock();
-        let all = data
-            .query(
-                0,
-                100,
-                Direction::Forward,
-                &mut keep_all,
-                &str::to_string,
-                100,
-            )
-            .unwrap();
+        let all = query(&data, (0, 100), Direction::Forward, &mut keep_all, 100);
         assert_eq!(all, vec![(10, "a".into()), (10, "b".into())]);
     }
 
@@ -479,28 +438,10 @@ mod tests {
         assert!(outcome.chunks_created > 1, "small target size cuts chunks");
         assert_eq!(outcome.chunks_closed_full, outcome.chunks_created - 1);
         let data = stream.data.lock();
-        let forward = data
-            .query(
-                0,
-                500,
-                Direction::Forward,
-                &mut keep_all,
-                &str::to_string,
-                1000,
-            )
-            .unwrap();
+        let forward = query(&data, (0, 500), Direction::Forward, &mut keep_all, 1000);
         let timestamps: Vec<i64> = forward.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(timestamps, (0..500).collect::<Vec<_>>());
-        let newest = data
-            .query(
-                0,
-                500,
-                Direction::Backward,
-                &mut keep_all,
-                &str::to_string,
-                3,
-            )
-            .unwrap();
+        let newest = query(&data, (0, 500), Direction::Backward, &mut keep_all, 3);
         let newest: Vec<i64> = newest.iter().map(|(ts, _)| *ts).collect();
         assert_eq!(newest, vec![499, 498, 497]);
     }

@@ -1,7 +1,7 @@
 //! Sample extraction for range aggregations: the query's pipeline, the
 //! value of each entry (1, its bytes, or an unwrapped label) and the label
 //! set of the series it belongs to. The engine runs it over entries; the
-//! sources (ingesters, and the querier over the store's entries) run it
+//! sources (ingesters, and the querier over the store's chunks) run it
 //! too, so that they send samples instead of lines.
 
 use crate::ast::{
@@ -112,8 +112,6 @@ pub struct SampleExtractor {
     post_filters: Vec<LabelFilter>,
     /// The stream selector.
     matchers: Vec<Matcher>,
-    /// The expression that describes this extraction (see [`Self::parse`]).
-    text: String,
 }
 
 impl SampleExtractor {
@@ -161,18 +159,16 @@ impl SampleExtractor {
                     .map_err(|err| EvalError::bad_request(err.to_string()))?,
             )
         };
-        let text = extraction_text(agg, pushdown);
         Ok(SampleExtractor {
             matchers: range.log.matchers.clone(),
             extract,
             kind,
             pipeline,
             post_filters,
-            text,
         })
     }
 
-    /// Compiles the extraction [`Self::text`] describes: a range
+    /// Compiles the extraction a [`crate::DataRequest`]'s `extraction` describes: a range
     /// aggregation, or a `sum` whose grouping pushes down into one.
     pub fn parse(text: &str) -> Result<SampleExtractor, EvalError> {
         let expr =
@@ -196,11 +192,6 @@ impl SampleExtractor {
     /// The stream selector's matchers.
     pub fn matchers(&self) -> &[Matcher] {
         &self.matchers
-    }
-
-    /// The expression [`Self::parse`] compiles back into this extraction.
-    pub fn text(&self) -> &str {
-        &self.text
     }
 
     /// Whether every entry of a stream becomes one sample of one series

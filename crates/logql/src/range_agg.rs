@@ -72,10 +72,11 @@ pub(crate) fn eval_range_agg(
         ),
         _ => (0, -1),
     };
-    let in_range = |series: &[(i64, f64)]| {
-        let first = series.partition_point(|(ts, _)| *ts <= from);
-        let last = series.partition_point(|(ts, _)| *ts <= through);
-        series[first..last.max(first)].to_vec()
+    // A series' samples in `(from, through]` (they are in time order).
+    let in_range = |mut series: Vec<(i64, f64)>| {
+        series.truncate(series.partition_point(|(ts, _)| *ts <= through));
+        series.drain(..series.partition_point(|(ts, _)| *ts <= from));
+        series
     };
 
     let (series_labels, mut samples) = match input {
@@ -85,7 +86,7 @@ pub(crate) fn eval_range_agg(
                 by_labels
                     .entry(one.labels)
                     .or_default()
-                    .extend(in_range(&one.samples));
+                    .extend(in_range(one.samples));
             }
             by_labels.into_iter().unzip()
         }

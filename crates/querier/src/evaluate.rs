@@ -48,39 +48,47 @@ impl Querier {
         shard: Option<Shard>,
     ) -> Result<Input, HttpError> {
         let (picked, log) = tenants.select_log(&request.log)?;
+        let range = TimeRange {
+            start: request.from_ns,
+            end: request.through_ns,
+        };
         // Samples extracted at the sources, unless the pipeline might read
-        // `__tenant_id__` (multi-tenant reads).
+        // `__tenant_id__` (multi-tenant reads) or delete requests touch the
+        // range (deleted lines must be hidden before extraction).
         if let (Some(extraction), false) = (&request.extraction, tenants.is_multi()) {
-            let mut series = Vec::new();
+            let mut deletes = false;
             for tenant in &picked {
-                let range = TimeRange {
-                    start: request.from_ns,
-                    end: request.through_ns,
-                };
-                match self
-                    .collect_samples(tenant, &log, extraction, range, shard)
-                    .boxed()
-                    .await?
-                {
-                    Some(found) => series.extend(found),
-                    None => return self.fetch_entries(tenants, request, shard).boxed().await,
-                }
+                deletes |= !self.delete_filters(tenant, range).boxed().await?.is_empty();
             }
-            return Ok(Input::Samples(series));
+            if !deletes {
+                let mut series = Vec::new();
+                for tenant in &picked {
+                    series.extend(
+                        self.collect_samples(tenant, &log, extraction, range, shard)
+                            .boxed()
+                            .await?,
+                    );
+                }
+                return Ok(Input::Samples(series));
+            }
         }
-        self.fetch_entries(tenants, request, shard).boxed().await
+        self.fetch_entries(tenants, picked, &log, range, request, shard)
+            .boxed()
+            .await
     }
 
-    /// Fetches every entry a data request needs, in ascending time order
-    /// per stream, from the ingesters (recent window) and the store, for
-    /// every tenant the selector picks.
+    /// Fetches every entry of `log` in `range` a data request needs, in
+    /// ascending time order per stream, from the ingesters (recent window)
+    /// and the store, for every tenant picked.
     async fn fetch_entries(
         &self,
         tenants: &Tenants,
+        picked: Vec<&TenantId>,
+        log: &LogExpr,
+        range: TimeRange,
         request: &DataRequest,
         shard: Option<Shard>,
     ) -> Result<Input, HttpError> {
-        let (picked, log) = tenants.select_log(&request.log)?;
         // The whole pipeline decides at the sources which entries to send,
         // unless it might read `__tenant_id__`, which only the querier adds
         // (multi-tenant reads): then only the leading line filters go, and
@@ -90,11 +98,7 @@ impl Querier {
         let selection = if pipeline_filter {
             log.clone()
         } else {
-            pushdown(&log)
-        };
-        let range = TimeRange {
-            start: request.from_ns,
-            end: request.through_ns,
+            pushdown(log)
         };
         let mut streams = Vec::new();
         for tenant in picked {

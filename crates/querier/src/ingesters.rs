@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use sluice_common::{stage_span, ErrorCode, HttpError};
 use sluice_ingester_client::Ingesters;
 use sluice_proto::logproto::querier_client::QuerierClient;
@@ -17,6 +18,18 @@ use tracing::Instrument;
 
 /// A call to one ingester.
 pub(crate) type Call<T> = Pin<Box<dyn Future<Output = Result<T, tonic::Status>> + Send>>;
+
+/// Reads a streamed answer to its end, gathering the items of each batch.
+pub(crate) async fn drain<B, T>(
+    mut batches: tonic::Streaming<B>,
+    items: impl Fn(B) -> Vec<T>,
+) -> Result<Vec<T>, tonic::Status> {
+    let mut all = Vec::new();
+    while let Some(batch) = batches.next().boxed().await {
+        all.extend(items(batch?));
+    }
+    Ok(all)
+}
 
 /// Runs `call` against every ingester of the read set concurrently and
 /// returns the answers of those that succeeded.

@@ -4,7 +4,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, OnceLock};
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use sluice_chunk::Shard;
 use sluice_common::tenant::ORG_ID_HEADER;
 use sluice_common::time::now_nanos;
@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::config::QuerierConfig;
 use crate::deletes::{CompiledFilter, DeleteFilterSource, SharedSource};
-use crate::ingesters::ask_all;
+use crate::ingesters::{ask_all, drain};
 use crate::metrics::TailMetrics;
 use crate::params::{Direction, TimeRange};
 use crate::tenants::{add_tenant_label, selector_text, Tenants, TENANT_LABEL};
@@ -288,12 +288,8 @@ impl Querier {
                 let request = Self::request(&tenant, query.clone());
                 Box::pin(async move {
                     let request = request.map_err(|err| err.to_status())?;
-                    let mut batches = client.query(request).boxed().await?.into_inner();
-                    let mut streams = Vec::new();
-                    while let Some(batch) = batches.next().boxed().await {
-                        streams.extend(batch?.streams);
-                    }
-                    Ok(streams)
+                    let batches = client.query(request).boxed().await?.into_inner();
+                    drain(batches, |batch| batch.streams).await
                 })
             })
             .instrument(span.clone())

@@ -1,12 +1,12 @@
 //! Reads for range aggregations that need more than counts: the ingesters
 //! run the pipeline and sample extraction themselves (`QuerySample`) and
 //! send samples instead of lines; the querier extracts the same samples
-//! from the store's entries and merges both, each entry once.
+//! from the store's chunks as it reads them and merges both, each entry once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use sluice_chunk::Shard;
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{LabelSet, LogExpr, SampleExtractor, SampleSeries};
@@ -14,7 +14,7 @@ use sluice_proto::logproto::SampleQueryRequest;
 use sluice_proto::timestamp_from_nanos;
 use tracing::Instrument;
 
-use crate::ingesters::ask_all;
+use crate::ingesters::{ask_all, drain};
 use crate::params::TimeRange;
 use crate::querier::Querier;
 
@@ -27,8 +27,8 @@ impl Querier {
     /// Reads the samples of `extraction` (a [`sluice_logql::DataRequest`]'s)
     /// over the streams `log` selects in `range` from the ingesters (their
     /// recent window) and the store, only the streams of `shard` when
-    /// given. `None` when delete requests touch the range: deleted lines
-    /// must be hidden before extraction, so the caller reads entries.
+    /// given. Delete requests are not applied: the caller reads entries
+    /// when any touch the range.
     pub(crate) async fn collect_samples(
         &self,
         tenant: &TenantId,
@@ -36,10 +36,7 @@ impl Querier {
         extraction: &str,
         range: TimeRange,
         shard: Option<Shard>,
-    ) -> Result<Option<Vec<SampleSeries>>, HttpError> {
-        if !self.delete_filters(tenant, range).boxed().await?.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<Vec<SampleSeries>, HttpError> {
         let extractor = SampleExtractor::parse(extraction)
             .map_err(|err| HttpError::bad_request(err.message))?;
         let mut found = FromStream::new();
@@ -63,12 +60,8 @@ impl Querier {
                 let request = Self::request(&tenant, query.clone());
                 Box::pin(async move {
                     let request = request.map_err(|err| err.to_status())?;
-                    let mut batches = client.query_sample(request).boxed().await?.into_inner();
-                    let mut series = Vec::new();
-                    while let Some(batch) = batches.next().boxed().await {
-                        series.extend(batch?.series);
-                    }
-                    Ok(series)
+                    let batches = client.query_sample(request).boxed().await?.into_inner();
+                    drain(batches, |batch| batch.series).await
                 })
             })
             .instrument(span.clone())
@@ -120,7 +113,7 @@ impl Querier {
                 found.entry(key).or_default().extend(samples);
             }
         }
-        Ok(Some(merge(found)))
+        Ok(merge(found))
     }
 }
 

@@ -9,6 +9,7 @@
 //! 0.1%, left out). Speeds are wall clock on one core, single run: only a
 //! rough guide on a shared machine.
 
+use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
 
@@ -716,8 +717,4 @@ pub fn print_template_speed(sets: &[(&str, Vec<(i64, String)>)], block_size: usi
             mb / split_reassemble
         );
     }
-}
-
-fn black_box<T>(value: T) -> T {
-    std::hint::black_box(value)
 }

@@ -571,18 +571,9 @@ fn byte_slice(s: &str, start: usize, end: usize) -> String {
     String::from_utf8_lossy(&s.as_bytes()[start..end]).into_owned()
 }
 
+/// Go's `strings.Title`: a word is a run of letters, digits and `_`.
 fn go_title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_sep = true;
-    for c in s.chars() {
-        if prev_sep {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        prev_sep = !(c.is_alphanumeric() || c == '_');
-    }
-    out
+    humanize::title_words(s, |c| c.is_alphanumeric() || c == '_')
 }
 
 fn html_escape(s: &str) -> String {

@@ -9,45 +9,46 @@ fn g4(v: f64) -> String {
     format_g(v, Some(4), false)
 }
 
+const LARGE: [&str; 8] = ["k", "M", "G", "T", "P", "E", "Z", "Y"];
+const SMALL: [&str; 8] = ["m", "u", "n", "p", "f", "a", "z", "y"];
+const BINARY: [&str; 8] = ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"];
+
+/// Brings `v` into `[1, factor)` in magnitude, as far as `prefixes` go:
+/// divides by `factor` while it is `factor` or more (`up`), or multiplies
+/// while it is below 1. Returns the scaled value and the last prefix used
+/// ("" when none).
+fn scale(mut v: f64, factor: f64, prefixes: [&'static str; 8], up: bool) -> (f64, &'static str) {
+    let mut prefix = "";
+    for next in prefixes {
+        let in_range = if up { v.abs() < factor } else { v.abs() >= 1.0 };
+        if in_range {
+            break;
+        }
+        prefix = next;
+        v = if up { v / factor } else { v * factor };
+    }
+    (v, prefix)
+}
+
 /// `humanize`: SI prefixes, 4 significant digits (`1.235M`, `1.2m`).
-pub(crate) fn humanize(mut v: f64) -> String {
+pub(crate) fn humanize(v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
         return g4(v);
     }
-    let mut prefix = "";
-    if v.abs() >= 1.0 {
-        for next in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
-            if v.abs() < 1000.0 {
-                break;
-            }
-            prefix = next;
-            v /= 1000.0;
-        }
+    let (v, prefix) = if v.abs() >= 1.0 {
+        scale(v, 1000.0, LARGE, true)
     } else {
-        for next in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-            if v.abs() >= 1.0 {
-                break;
-            }
-            prefix = next;
-            v *= 1000.0;
-        }
-    }
+        scale(v, 1000.0, SMALL, false)
+    };
     format!("{}{prefix}", g4(v))
 }
 
 /// `humanize1024`: binary prefixes for values above 1 (`2ki`).
-pub(crate) fn humanize1024(mut v: f64) -> String {
+pub(crate) fn humanize1024(v: f64) -> String {
     if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
         return g4(v);
     }
-    let mut prefix = "";
-    for next in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
-        if v.abs() < 1024.0 {
-            break;
-        }
-        prefix = next;
-        v /= 1024.0;
-    }
+    let (v, prefix) = scale(v, 1024.0, BINARY, true);
     format!("{}{prefix}", g4(v))
 }
 
@@ -82,29 +83,28 @@ pub(crate) fn duration(mut v: f64) -> String {
             format!("{sign}{}s", g4(v))
         };
     }
-    let mut prefix = "";
-    for next in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if v.abs() >= 1.0 {
-            break;
-        }
-        prefix = next;
-        v *= 1000.0;
-    }
+    let (v, prefix) = scale(v, 1000.0, SMALL, false);
     format!("{}{prefix}s", g4(v))
 }
 
 /// Prometheus' `title` (`cases.Title` without lowering): the first letter
 /// of every word upper-cased; an apostrophe does not start a word.
 pub(crate) fn title(text: &str) -> String {
+    title_words(text, |c| c.is_alphanumeric() || c == '_' || c == '\'')
+}
+
+/// Upper-cases the first character of every word; a word is a run of
+/// characters `in_word` accepts.
+pub(crate) fn title_words(text: &str, in_word: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut start = true;
     for c in text.chars() {
-        if start && c.is_alphabetic() {
+        if start {
             out.extend(c.to_uppercase());
         } else {
             out.push(c);
         }
-        start = !c.is_alphanumeric() && c != '_' && c != '\'';
+        start = !in_word(c);
     }
     out
 }
