@@ -7,16 +7,17 @@
 //! `ratio = line bytes / encoded chunk bytes` (headers, block CRCs, meta and
 //! the timestamp/length varints count as stored bytes), append + encode MB/s
 //! and decode + full iteration MB/s (line bytes per second of thread CPU
-//! time, one run, so expect ±10–15% on a shared machine), in the default chunk format (v2)
-//! and, for zstd -3 and snappy, in version 1 for reference. Set `SLUICE_CHUNK_RATIOS=0` to
+//! time, one run, so expect ±10–15% on a shared machine), in the default chunk format (v2),
+//! in version 3 (templates and variables) at zstd -1 / -3 / -6 and snappy, and, for zstd -3
+//! and snappy, in version 1 for reference. Set `SLUICE_CHUNK_RATIOS=0` to
 //! skip it. Set `SLUICE_CHUNK_EXPERIMENTS=1` to print first the block layout
 //! and zstd setting experiments of `support/layouts.rs` (one frame vs
 //! separate frames, minimum match length, levels, long-distance matching,
-//! per-chunk dictionaries); `SLUICE_CHUNK_EXPERIMENTS=tokens` prints the
-//! template / variable split experiment instead. Then criterion measures per-codec compress /
+//! per-chunk dictionaries). `SLUICE_CHUNK_RATIOS=quick` prints only zstd -3
+//! in versions 2 and 3 at 256 KiB. Then criterion measures per-codec compress /
 //! decompress of one 256 KiB block, append throughput (`append`: blocks cut
-//! and compressed as they fill; `append_encode`: then encoded, in both chunk
-//! formats) and query iteration. Append and iteration are measured in the
+//! and compressed as they fill; `append_encode`: then encoded, in every chunk
+//! format) and query iteration (versions 2 and 3). Append and iteration are measured in the
 //! benchmark thread's CPU time (`support/cputime.rs`), which varies far less
 //! than wall clock time on a shared machine.
 //!
@@ -153,7 +154,32 @@ fn table_codecs() -> Vec<(String, ChunkFormat, Codec, i32)> {
             DEFAULT_ZSTD_LEVEL,
         ));
     }
+    for level in [1, DEFAULT_ZSTD_LEVEL, 6] {
+        rows.push((
+            format!("zstd -{level}"),
+            ChunkFormat::V3,
+            Codec::Zstd,
+            level,
+        ));
+    }
+    rows.push((
+        Codec::Snappy.as_str().to_owned(),
+        ChunkFormat::V3,
+        Codec::Snappy,
+        DEFAULT_ZSTD_LEVEL,
+    ));
+    if quick_table() {
+        // The default and its version-3 counterpart only.
+        rows.retain(|(_, format, codec, level)| {
+            *format != ChunkFormat::V1 && *codec == Codec::Zstd && *level == DEFAULT_ZSTD_LEVEL
+        });
+    }
     rows
+}
+
+/// `SLUICE_CHUNK_RATIOS=quick`: zstd -3 in versions 2 and 3, 256 KiB blocks.
+fn quick_table() -> bool {
+    std::env::var("SLUICE_CHUNK_RATIOS").is_ok_and(|value| value == "quick")
 }
 
 fn print_stored_table(sets: &[(&str, Vec<(i64, String)>)]) {
@@ -177,7 +203,7 @@ fn print_stored_table(sets: &[(&str, Vec<(i64, String)>)]) {
     // Upper bound for cross-block context (dictionaries, long-distance
     // matching): the whole data set as one zstd frame with a 128 MiB window.
     // Not a chunk format; it only shows what is left to gain.
-    for (name, entries) in sets {
+    for (name, entries) in sets.iter().filter(|_| !quick_table()) {
         let mut all = Vec::new();
         for (_, line) in entries {
             all.extend_from_slice(line.as_bytes());
@@ -215,7 +241,12 @@ fn print_stored_table(sets: &[(&str, Vec<(i64, String)>)]) {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (name, entries) in sets {
-        for block_size in [DEFAULT_BLOCK_SIZE, 1 << 20] {
+        let block_sizes: &[usize] = if quick_table() {
+            &[DEFAULT_BLOCK_SIZE]
+        } else {
+            &[DEFAULT_BLOCK_SIZE, 1 << 20]
+        };
+        for &block_size in block_sizes {
             for (label, format, codec, level) in table_codecs() {
                 let stored = store(entries, format, codec, level, block_size);
                 println!(
@@ -259,8 +290,6 @@ fn block_layout(entries: &[(i64, String)], size: usize) -> Vec<u8> {
 fn bench_codecs(c: &mut Criterion) {
     let sets = data_sets();
     layouts::print_layout_experiments(&sets, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
-    layouts::print_template_experiments(&sets, DEFAULT_BLOCK_SIZE);
-    layouts::print_template_speed(&sets, DEFAULT_BLOCK_SIZE);
     print_stored_table(&sets);
     let blocks: Vec<(&str, Vec<u8>)> = sets
         .iter()
@@ -351,7 +380,7 @@ fn bench_append(c: &mut Criterion<CpuTime>) {
     for (name, entries) in &sets {
         let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
         append_encode.throughput(Throughput::Bytes(line_bytes as u64));
-        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+        for format in [ChunkFormat::V1, ChunkFormat::V2, ChunkFormat::V3] {
             for codec in [Codec::Snappy, Codec::Zstd] {
                 let id = format!("{}-v{}", codec.as_str(), format.version());
                 append_encode.bench_function(BenchmarkId::new(*name, id), |b| {
@@ -371,28 +400,32 @@ fn bench_append(c: &mut Criterion<CpuTime>) {
     append_encode.finish();
 }
 
-/// Query iteration throughput, in thread CPU time.
+/// Query iteration throughput, in thread CPU time: the default format
+/// (`iter/zstd`) and version 3 (`iter/zstd-v3`).
 fn bench_iter(c: &mut Criterion<CpuTime>) {
     let entries = generate_service(5 << 20, false, 3);
     let line_bytes: usize = entries.iter().map(|(_, line)| line.len()).sum();
-    let mut chunk = MemChunk::new(Codec::Zstd, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE);
-    for (ts, line) in &entries {
-        chunk.append(*ts, line);
-    }
-    chunk.cut_block();
     let mut iterate = c.benchmark_group("iter");
     iterate.throughput(Throughput::Bytes(line_bytes as u64));
-    for direction in [Direction::Forward, Direction::Backward] {
-        iterate.bench_function(BenchmarkId::new("zstd", format!("{direction:?}")), |b| {
-            b.iter(|| {
-                let mut iter = chunk.iter(i64::MIN, i64::MAX, direction).expect("iterator");
-                let mut total = 0usize;
-                while let Some((_, line)) = iter.next_entry() {
-                    total += line.len();
-                }
-                total
-            })
-        });
+    for (name, format) in [("zstd", ChunkFormat::V2), ("zstd-v3", ChunkFormat::V3)] {
+        let mut chunk =
+            MemChunk::new(Codec::Zstd, DEFAULT_BLOCK_SIZE, DEFAULT_TARGET_SIZE).with_format(format);
+        for (ts, line) in &entries {
+            chunk.append(*ts, line);
+        }
+        chunk.cut_block();
+        for direction in [Direction::Forward, Direction::Backward] {
+            iterate.bench_function(BenchmarkId::new(name, format!("{direction:?}")), |b| {
+                b.iter(|| {
+                    let mut iter = chunk.iter(i64::MIN, i64::MAX, direction).expect("iterator");
+                    let mut total = 0usize;
+                    while let Some((_, line)) = iter.next_entry() {
+                        total += line.len();
+                    }
+                    total
+                })
+            });
+        }
     }
     iterate.finish();
 }

@@ -10,6 +10,7 @@
 
 mod v1;
 mod v2;
+mod v3;
 
 use bytes::Bytes;
 
@@ -69,8 +70,10 @@ pub(crate) struct Scratch {
     pub(crate) raw: Vec<u8>,
     /// The version-2 timestamp column.
     pub(crate) timestamps: Vec<u8>,
-    /// The version-2 length column.
+    /// The version-2 length column, or the version-3 template numbers.
     pub(crate) lengths: Vec<u8>,
+    /// The version-3 templates and variable columns.
+    pub(crate) templates: v3::TemplateScratch,
 }
 
 impl Block {
@@ -97,6 +100,7 @@ impl Block {
         let compressed = match format {
             ChunkFormat::V1 => v1::build(codec, zstd_level, text, entries, scratch),
             ChunkFormat::V2 => v2::build(codec, zstd_level, text, entries, scratch),
+            ChunkFormat::V3 => v3::build(codec, zstd_level, text, entries, scratch),
         };
         let meta = BlockMeta {
             entries: entries.len(),
@@ -133,6 +137,7 @@ pub(crate) fn decode_block(
     let (text, mut entries) = match format {
         ChunkFormat::V1 => v1::parse(codec, compressed, meta)?,
         ChunkFormat::V2 => v2::parse(codec, compressed, meta)?,
+        ChunkFormat::V3 => v3::parse(codec, compressed, meta)?,
     };
     if entries.len() != meta.entries {
         return Err(ChunkError::corrupt(format!(
@@ -231,7 +236,7 @@ pub(crate) mod tests {
     #[test]
     fn rejects_meta_that_disagrees_with_the_block() {
         let lines = [(1i64, "a"), (2, "bc")];
-        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+        for format in ChunkFormat::ALL {
             let block = build(format, Codec::None, &lines);
             let decode = |meta: &BlockMeta| decode_block(format, Codec::None, &block.data, meta);
             assert!(decode(&block.meta).is_ok());

@@ -1,7 +1,7 @@
 //! The serialized chunk format; `docs/formats.md` documents it byte by byte.
 //!
 //! ```text
-//! magic u32 BE (0x534C4331, "SLC1") | version u8 (1 or 2) | codec id u8
+//! magic u32 BE (0x534C4331, "SLC1") | version u8 (1, 2 or 3) | codec id u8
 //! block 0 bytes | CRC-32 u32 BE | block 1 bytes | CRC-32 u32 BE | …
 //! meta: uvarint #blocks, then per block uvarint entries, varint min ts,
 //!       varint max ts, uvarint offset, uvarint uncompressed size,
@@ -9,7 +9,7 @@
 //! CRC-32 u32 BE of the meta section | meta offset u64 BE
 //! ```
 //!
-//! Versions 1 and 2 share this container and differ only in what a block's
+//! Every version shares this container and differ only in what a block's
 //! bytes hold ([`ChunkFormat`]). Readers dispatch on the version byte, so every
 //! version stays readable alongside the newest.
 
@@ -27,6 +27,8 @@ pub const CHUNK_MAGIC: u32 = 0x534C_4331;
 pub const CHUNK_FORMAT_V1: u8 = 1;
 /// The version byte of [`ChunkFormat::V2`] chunks.
 pub const CHUNK_FORMAT_V2: u8 = 2;
+/// The version byte of [`ChunkFormat::V3`] chunks.
+pub const CHUNK_FORMAT_V3: u8 = 3;
 
 /// The chunk format version: how the entries of a block are laid out before
 /// compression. It is the chunk header's version byte.
@@ -44,14 +46,23 @@ pub enum ChunkFormat {
     /// `docs/performance.md`.
     #[default]
     V2,
+    /// Version 3: lines split into templates and variables (after CLP), the
+    /// timestamp column as in version 2, no length column. Smaller than
+    /// version 2 on service logs and costlier to write and read, see
+    /// `docs/performance.md`.
+    V3,
 }
 
 impl ChunkFormat {
+    /// Every format, oldest first.
+    pub const ALL: [ChunkFormat; 3] = [ChunkFormat::V1, ChunkFormat::V2, ChunkFormat::V3];
+
     /// Returns the version byte of the format.
     pub fn version(self) -> u8 {
         match self {
             ChunkFormat::V1 => CHUNK_FORMAT_V1,
             ChunkFormat::V2 => CHUNK_FORMAT_V2,
+            ChunkFormat::V3 => CHUNK_FORMAT_V3,
         }
     }
 
@@ -61,6 +72,7 @@ impl ChunkFormat {
         match version {
             CHUNK_FORMAT_V1 => Ok(ChunkFormat::V1),
             CHUNK_FORMAT_V2 => Ok(ChunkFormat::V2),
+            CHUNK_FORMAT_V3 => Ok(ChunkFormat::V3),
             other => Err(ChunkError::UnsupportedVersion(other)),
         }
     }
@@ -376,7 +388,11 @@ mod tests {
         assert_eq!(MemChunk::new(Codec::Zstd, 1, 0).format(), ChunkFormat::V2);
         assert_eq!(ChunkFormat::V1.version(), 1);
         assert_eq!(ChunkFormat::V2.version(), 2);
-        for version in [0, 3, 255] {
+        assert_eq!(ChunkFormat::V3.version(), 3);
+        for format in ChunkFormat::ALL {
+            assert_eq!(ChunkFormat::from_version(format.version()), Ok(format));
+        }
+        for version in [0, 4, 255] {
             assert_eq!(
                 ChunkFormat::from_version(version),
                 Err(ChunkError::UnsupportedVersion(version))
@@ -386,7 +402,7 @@ mod tests {
 
     #[test]
     fn encodes_header_and_trailer() {
-        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+        for format in ChunkFormat::ALL {
             let chunk = sample_chunk_in(format);
             let bytes = chunk.encode();
             assert_eq!(&bytes[..4], b"SLC1");
@@ -438,7 +454,7 @@ mod tests {
 
     #[test]
     fn appending_to_a_decoded_chunk_keeps_its_format() {
-        for format in [ChunkFormat::V1, ChunkFormat::V2] {
+        for format in ChunkFormat::ALL {
             let mut decoded = MemChunk::decode(&sample_chunk_in(format).encode()).expect("valid");
             decoded.append(-5, "new");
             decoded.cut_block();
@@ -536,7 +552,7 @@ mod tests {
                 ..
             })
         ));
-        for version in [0, 3] {
+        for version in [0, 4] {
             let mut bad_version = bytes.clone();
             bad_version[4] = version;
             assert_eq!(
@@ -621,7 +637,7 @@ mod tests {
         #[test]
         fn random_bytes_after_a_valid_header_never_panic(
             tail in proptest::collection::vec(any::<u8>(), 0..256),
-            version in CHUNK_FORMAT_V1..=CHUNK_FORMAT_V2,
+            version in CHUNK_FORMAT_V1..=CHUNK_FORMAT_V3,
             codec_id in 0u8..10,
         ) {
             let mut bytes = CHUNK_MAGIC.to_be_bytes().to_vec();
@@ -633,13 +649,12 @@ mod tests {
 
         #[test]
         fn mutations_and_truncations_never_panic(
-            v2 in any::<bool>(),
+            format in 0usize..ChunkFormat::ALL.len(),
             position in any::<prop::sample::Index>(),
             xor in 1u8..=255,
             cut in any::<prop::sample::Index>(),
         ) {
-            let format = if v2 { ChunkFormat::V2 } else { ChunkFormat::V1 };
-            let bytes = sample_chunk_in(format).encode();
+            let bytes = sample_chunk_in(ChunkFormat::ALL[format]).encode();
             let mut mutated = bytes.clone();
             let at = position.index(mutated.len());
             mutated[at] ^= xor;
@@ -654,16 +669,21 @@ mod tests {
         /// the block parser: reading reports an error or entries, never panics.
         #[test]
         fn corrupt_blocks_behind_valid_checksums_never_panic(
-            v2 in any::<bool>(),
+            format in 0usize..ChunkFormat::ALL.len(),
             codec_index in 0usize..Codec::ALL.len(),
             position in any::<prop::sample::Index>(),
             xor in 1u8..=255,
         ) {
-            let format = if v2 { ChunkFormat::V2 } else { ChunkFormat::V1 };
             let mut chunk = MemChunk::new(Codec::ALL[codec_index], 256, DEFAULT_TARGET_SIZE)
-                .with_format(format);
+                .with_format(ChunkFormat::ALL[format]);
             for index in 0..40i64 {
-                chunk.append((index * 37) % 100, &format!("msg=\"hello {index}\""));
+                // Ids repeated three times and a counter: version 3 stores
+                // references and differences.
+                let trace = ((index / 3 + 1) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                chunk.append(
+                    (index * 37) % 100,
+                    &format!("msg=\"hello {index}\" seq={} trace={trace:016x}", 1000 + index),
+                );
             }
             let mut bytes = chunk.encode();
             let meta_offset = read_u64(&bytes, bytes.len() - 8).expect("offset") as usize;

@@ -592,13 +592,13 @@ mod tests {
             entries in proptest::collection::vec((-50i64..50, "\\PC{0,12}"), 0..120),
             block_size in 16usize..400,
             codec_index in 0usize..Codec::ALL.len(),
-            v2 in any::<bool>(),
+            format_index in 0usize..ChunkFormat::ALL.len(),
             cut in any::<bool>(),
             from in -60i64..60,
             span in 0i64..120,
         ) {
             let codec = Codec::ALL[codec_index];
-            let format = if v2 { ChunkFormat::V2 } else { ChunkFormat::V1 };
+            let format = ChunkFormat::ALL[format_index];
             let mut chunk =
                 MemChunk::new(codec, block_size, DEFAULT_TARGET_SIZE).with_format(format);
             for (ts, line) in &entries {

@@ -81,6 +81,11 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// Returns how many bytes are left.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
     /// Returns whether every byte has been consumed.
     pub(crate) fn is_at_end(&self) -> bool {
         self.pos >= self.buf.len()
