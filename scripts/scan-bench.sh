@@ -25,13 +25,15 @@
 #
 # Knobs (environment): SCAN_SIZES_GB ("1 10"), SCAN_STREAMS (71),
 # SCAN_WARM_RUNS (3), SCAN_HTTP_PORT (3192), SCAN_GRPC_PORT (9192),
-# SCAN_KEEP=1 keeps the data directory.
+# SCAN_KEEP=1 keeps the data directory, SCAN_CHUNK_FORMAT (v2) the chunk
+# format the data is written in.
 set -euo pipefail
 
 CARGO=${CARGO:-cargo}
 SIZES=${SCAN_SIZES_GB:-1 10}
 STREAMS=${SCAN_STREAMS:-71}
 WARM_RUNS=${SCAN_WARM_RUNS:-3}
+CHUNK_FORMAT=${SCAN_CHUNK_FORMAT:-v2}
 HTTP_PORT=${SCAN_HTTP_PORT:-3192}
 GRPC_PORT=${SCAN_GRPC_PORT:-9192}
 
@@ -95,6 +97,7 @@ write_config() {
 "
         cat <<YAML
 ingester:
+  chunk_format: $CHUNK_FORMAT
   wal:
     enabled: false
 chunk_store_config:

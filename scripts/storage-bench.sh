@@ -11,12 +11,14 @@
 # log text pushed.
 #
 # Knobs (environment): STORAGE_CODECS ("zstd snappy lz4 gzip none"),
+# STORAGE_FORMATS ("v2"; chunk formats, e.g. "v2 v3", each with every codec),
 # STORAGE_LINES (2000000), STORAGE_STREAMS (71), STORAGE_HTTP_PORT (3194),
 # STORAGE_GRPC_PORT (9194).
 set -euo pipefail
 
 CARGO=${CARGO:-cargo}
 CODECS=${STORAGE_CODECS:-zstd snappy lz4 gzip none}
+FORMATS=${STORAGE_FORMATS:-v2}
 LINES=${STORAGE_LINES:-2000000}
 STREAMS=${STORAGE_STREAMS:-71}
 HTTP_PORT=${STORAGE_HTTP_PORT:-3194}
@@ -34,7 +36,8 @@ bytes_under() { # total size of the files under a directory whose path matches a
     find "$1" -type f -path "$2" -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
 
-printf '%-8s %14s %14s %12s %12s %10s\n' codec 'log bytes' 'chunk bytes' 'index bytes' 'stored/log' 'ratio'
+printf '%-8s %-6s %14s %14s %12s %12s %10s\n' codec format 'log bytes' 'chunk bytes' 'index bytes' 'stored/log' 'ratio'
+for format in $FORMATS; do
 for codec in $CODECS; do
     rm -rf "$dir/data"
     {
@@ -42,6 +45,7 @@ for codec in $CODECS; do
         cat <<YAML
 ingester:
   chunk_encoding: $codec
+  chunk_format: $format
   wal:
     enabled: false
 limits_config:
@@ -62,6 +66,7 @@ YAML
     total=$(bytes_under "$store" '*')
     index=$(bytes_under "$store" '*/index/*')
     chunks=$((total - index))
-    printf '%-8s %14s %14s %12s %12.4f %9.2f:1\n' "$codec" "$log" "$chunks" "$index" \
+    printf '%-8s %-6s %14s %14s %12s %12.4f %9.2f:1\n' "$codec" "$format" "$log" "$chunks" "$index" \
         "$(echo "$total / $log" | bc -l)" "$(echo "$log / $total" | bc -l)"
+done
 done

@@ -66,6 +66,23 @@ impl ChunkFormat {
         }
     }
 
+    /// Returns the format's name in configuration: `v1`, `v2` or `v3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChunkFormat::V1 => "v1",
+            ChunkFormat::V2 => "v2",
+            ChunkFormat::V3 => "v3",
+        }
+    }
+
+    /// Returns the format named `name` in configuration (see
+    /// [`ChunkFormat::as_str`]), or `None`.
+    pub fn from_name(name: &str) -> Option<ChunkFormat> {
+        ChunkFormat::ALL
+            .into_iter()
+            .find(|format| format.as_str() == name)
+    }
+
     /// Returns the format with version byte `version`, or
     /// [`ChunkError::UnsupportedVersion`].
     pub fn from_version(version: u8) -> Result<ChunkFormat, ChunkError> {
@@ -391,7 +408,9 @@ mod tests {
         assert_eq!(ChunkFormat::V3.version(), 3);
         for format in ChunkFormat::ALL {
             assert_eq!(ChunkFormat::from_version(format.version()), Ok(format));
+            assert_eq!(ChunkFormat::from_name(format.as_str()), Some(format));
         }
+        assert_eq!(ChunkFormat::from_name("v4"), None);
         for version in [0, 4, 255] {
             assert_eq!(
                 ChunkFormat::from_version(version),

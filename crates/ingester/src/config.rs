@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_chunk::Codec;
+use sluice_chunk::{ChunkFormat, Codec};
 use sluice_common::server::humantime_serde_compat;
 
 /// How the ingester builds, keeps and flushes chunks.
@@ -14,6 +14,13 @@ pub struct IngesterConfig {
     /// lz4, snappy, flate or zstd (default zstd; Loki's default is gzip).
     #[serde(with = "codec_serde")]
     pub chunk_encoding: Codec,
+    /// The chunk format new chunks are written in (a Sluice setting): `v2`,
+    /// the default; `v3`, lines split into templates and variables, about
+    /// 40% smaller on service logs for about twice the CPU on append and on
+    /// reads; `v1` while readers older than version 2 remain. Readers read
+    /// every format whatever this says.
+    #[serde(with = "format_serde")]
+    pub chunk_format: ChunkFormat,
     /// Uncompressed size at which the head block is cut and compressed.
     pub chunk_block_size: usize,
     /// Compressed size at which a chunk is closed and a new one started
@@ -101,6 +108,7 @@ impl Default for IngesterConfig {
     fn default() -> IngesterConfig {
         IngesterConfig {
             chunk_encoding: Codec::Zstd,
+            chunk_format: ChunkFormat::V2,
             chunk_block_size: 262_144,
             chunk_target_size: 1_572_864,
             chunk_idle_period: Duration::from_secs(30 * 60),
@@ -169,5 +177,28 @@ mod codec_serde {
     ) -> Result<Codec, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse::<Codec>().map_err(serde::de::Error::custom)
+    }
+}
+
+mod format_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use sluice_chunk::ChunkFormat;
+
+    pub(super) fn serialize<S: Serializer>(
+        format: &ChunkFormat,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(format.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<ChunkFormat, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ChunkFormat::from_name(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown chunk format {text:?}: expected v1, v2 or v3"
+            ))
+        })
     }
 }

@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use sluice_chunk::{ChunkError, ChunkIter, ChunkRef, Codec, Direction, Labels, MemChunk};
+use sluice_chunk::{
+    ChunkError, ChunkFormat, ChunkIter, ChunkRef, Codec, Direction, Labels, MemChunk,
+};
 use sluice_common::token_bucket::TokenBucket;
 
 use crate::config::IngesterConfig;
@@ -72,6 +74,7 @@ pub(crate) struct StreamData {
     pub(crate) chunks: Vec<ChunkDesc>,
     next_chunk_id: u64,
     codec: Codec,
+    format: ChunkFormat,
     block_size: usize,
     target_size: usize,
     /// The last accepted entry, to drop exact repeats as Loki does.
@@ -124,6 +127,7 @@ impl Stream {
                 chunks: Vec::new(),
                 next_chunk_id: 0,
                 codec: config.chunk_encoding,
+                format: config.chunk_format,
                 block_size: config.chunk_block_size,
                 target_size: config.chunk_target_size,
                 last_timestamp: None,
@@ -166,7 +170,8 @@ impl StreamData {
                 .is_none_or(|desc| desc.closed.is_some() || desc.state != FlushState::Pending);
             if needs_new_chunk {
                 self.push_chunk(
-                    MemChunk::new(self.codec, self.block_size, self.target_size),
+                    MemChunk::new(self.codec, self.block_size, self.target_size)
+                        .with_format(self.format),
                     now,
                 );
                 outcome.chunks_created += 1;

@@ -120,6 +120,12 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "Chunk compression codec.",
     ),
     (
+        "ingester.chunk-format",
+        "ingester.chunk_format",
+        Kind::Text,
+        "Chunk format new chunks are written in: v2 (default) or v3 (templates and variables).",
+    ),
+    (
         "ingester.chunks-block-size",
         "ingester.chunk_block_size",
         Kind::Integer,

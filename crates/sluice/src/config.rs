@@ -378,6 +378,13 @@ mod tests {
             jail.create_file("codec.yaml", "ingester:\n  chunk_encoding: brotli\n")?;
             let err = Config::load(&cli(&["-config.file=codec.yaml"]), no_env).unwrap_err();
             assert!(err.to_string().contains("ingester.chunk_encoding"), "{err}");
+            jail.create_file("format.yaml", "ingester:\n  chunk_format: v9\n")?;
+            let err = Config::load(&cli(&["-config.file=format.yaml"]), no_env).unwrap_err();
+            assert!(err.to_string().contains("ingester.chunk_format"), "{err}");
+            assert!(err.to_string().contains("expected v1, v2 or v3"), "{err}");
+            let config =
+                Config::load(&cli(&["-ingester.chunk-format=v3"]), no_env).expect("a known format");
+            assert_eq!(config.ingester.chunk_format.as_str(), "v3");
             Ok(())
         });
     }
