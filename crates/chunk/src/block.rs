@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::format::ChunkFormat;
+use crate::hint::LineHint;
 use crate::varint;
 
 /// Where one entry's line lives inside a text buffer, and its timestamp.
@@ -118,6 +119,10 @@ impl Block {
     }
 }
 
+fn with_none_skipped((text, entries): (Vec<u8>, Vec<EntryRef>)) -> (Vec<u8>, Vec<EntryRef>, usize) {
+    (text, entries, 0)
+}
+
 /// A decompressed block: all lines concatenated in one UTF-8 buffer plus one
 /// [`EntryRef`] per entry, sorted by timestamp (ties in stored order).
 #[derive(Debug, Default)]
@@ -128,29 +133,44 @@ pub(crate) struct DecodedBlock {
 
 /// Decompresses and parses a block of a `format` chunk, checking it against
 /// its metadata. Never panics, whatever the bytes.
+#[cfg(test)]
 pub(crate) fn decode_block(
     format: ChunkFormat,
     codec: Codec,
     compressed: &[u8],
     meta: &BlockMeta,
 ) -> Result<DecodedBlock, ChunkError> {
-    let (text, mut entries) = match format {
-        ChunkFormat::V1 => v1::parse(codec, compressed, meta)?,
-        ChunkFormat::V2 => v2::parse(codec, compressed, meta)?,
-        ChunkFormat::V3 => v3::parse(codec, compressed, meta)?,
+    decode_block_with_hint(format, codec, compressed, meta, &LineHint::default())
+}
+
+/// Like [`decode_block`], leaving out lines that cannot satisfy `hint` where
+/// the format allows it (version 3).
+pub(crate) fn decode_block_with_hint(
+    format: ChunkFormat,
+    codec: Codec,
+    compressed: &[u8],
+    meta: &BlockMeta,
+    hint: &LineHint,
+) -> Result<DecodedBlock, ChunkError> {
+    let (text, mut entries, skipped) = match format {
+        ChunkFormat::V1 => with_none_skipped(v1::parse(codec, compressed, meta)?),
+        ChunkFormat::V2 => with_none_skipped(v2::parse(codec, compressed, meta)?),
+        ChunkFormat::V3 => v3::parse(codec, compressed, meta, hint)?,
     };
-    if entries.len() != meta.entries {
+    if entries.len() + skipped != meta.entries {
         return Err(ChunkError::corrupt(format!(
             "block holds {} entries, meta says {}",
-            entries.len(),
+            entries.len() + skipped,
             meta.entries
         )));
     }
+    // Skipped lines were never rebuilt, so the size can be checked only
+    // when none was.
     let size = entries
         .iter()
         .map(|entry| logical_size(entry.ts, entry.len))
         .sum::<usize>();
-    if size != meta.uncompressed_size {
+    if skipped == 0 && size != meta.uncompressed_size {
         return Err(ChunkError::corrupt(format!(
             "block entries take {size} bytes, meta says {}",
             meta.uncompressed_size

@@ -1,12 +1,15 @@
 //! The owned, lending query iterator over a chunk: a k-way merge by timestamp
 //! of the head snapshot and the blocks overlapping the query range.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::block::{self, BlockMeta, EntryRef};
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::format::ChunkFormat;
+use crate::hint::LineHint;
 use crate::memchunk::Direction;
 
 /// A compressed block not decompressed yet.
@@ -73,6 +76,7 @@ pub struct ChunkIter {
     /// Set once a cursor ran out, so exhausted cursors get dropped.
     has_exhausted: bool,
     error: Option<ChunkError>,
+    hint: Arc<LineHint>,
 }
 
 impl ChunkIter {
@@ -116,7 +120,15 @@ impl ChunkIter {
             active,
             has_exhausted: false,
             error: None,
+            hint: Arc::default(),
         }
+    }
+
+    /// Lets blocks skip lines that cannot satisfy `hint` (see [`LineHint`]).
+    /// The caller still filters what the iterator returns.
+    pub fn with_hint(mut self, hint: Arc<LineHint>) -> ChunkIter {
+        self.hint = hint;
+        self
     }
 
     /// Returns the next entry, or `None` at the end or after an error (see
@@ -219,7 +231,13 @@ impl ChunkIter {
     }
 
     fn open(&mut self, block: &PendingBlock) -> Result<(), ChunkError> {
-        let decoded = block::decode_block(self.format, self.codec, &block.data, &block.meta)?;
+        let decoded = block::decode_block_with_hint(
+            self.format,
+            self.codec,
+            &block.data,
+            &block.meta,
+            &self.hint,
+        )?;
         let front = decoded
             .entries
             .partition_point(|entry| entry.ts < self.from);

@@ -22,6 +22,7 @@ mod digest;
 mod error;
 mod format;
 mod head;
+mod hint;
 pub mod index;
 mod iter;
 pub mod key;
@@ -36,6 +37,7 @@ pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
 pub use digest::{line_digest, line_hash};
 pub use error::ChunkError;
 pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
+pub use hint::LineHint;
 pub use index::{
     ChunkRef, IndexReader, IndexWriter, LabelMatcher, SeriesId, SeriesLabels, INDEX_FORMAT_V1,
     INDEX_MAGIC,

@@ -2,9 +2,10 @@
 //! values, and series.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use sluice_chunk::stats::{AggregateBy, ChunkSet, ChunkStat, VolumeSpec};
-use sluice_chunk::{line_digest, ChunkIter, Direction, Shard};
+use sluice_chunk::{line_digest, ChunkIter, Direction, LineHint, Shard};
 use sluice_logql::{EntryFilter, Expr, LabelSet, LogExpr, MatchOp, Matcher, Stage};
 use sluice_proto::logproto::{
     self, ChunkStatsRequest, ChunkStatsResponse, EntryAdapter, IndexStatsRequest,
@@ -79,11 +80,12 @@ pub(crate) fn query(
     };
     let mut batches = Batches::new(BATCH_ENTRIES, emit);
     let range = (from, through);
+    let hint = Arc::new(LineHint::contains(keep.required_substrings()));
     read_streams(
         instance,
         &log.matchers,
         shard,
-        range,
+        (range, &hint),
         direction,
         |stream, iters| {
             let mut keep = keep.for_stream(|| LabelSet::new(stream.labels.to_pairs()));
@@ -164,7 +166,8 @@ impl<R: Default, E: FnMut(R) -> bool> Batches<R, E> {
 
 /// Calls `visit` with each stream `matchers` select (only those of `shard`
 /// when given) that holds data in `[from, through)`, and iterators over
-/// its chunks in `direction`. The iterators are taken under the stream's
+/// its chunks in `direction`, which may skip lines that cannot satisfy
+/// `hint` (see [`LineHint`]). The iterators are taken under the stream's
 /// lock and `visit` reads them after it is released, so pushes to the
 /// stream do not wait for decompression, pipelines or parsers. Stops when
 /// `visit` returns false.
@@ -172,7 +175,7 @@ pub(crate) fn read_streams(
     instance: &Instance,
     matchers: &[Matcher],
     shard: Option<Shard>,
-    (from, through): (i64, i64),
+    ((from, through), hint): ((i64, i64), &Arc<LineHint>),
     direction: Direction,
     mut visit: impl FnMut(&Stream, Vec<ChunkIter>) -> Result<bool, IngesterError>,
 ) -> Result<(), IngesterError> {
@@ -187,6 +190,14 @@ pub(crate) fn read_streams(
             }
             data.iters(from, through, direction)
                 .map_err(|source| stream.chunk_error(source))?
+        };
+        let iters = if hint.is_empty() {
+            iters
+        } else {
+            iters
+                .into_iter()
+                .map(|iter| iter.with_hint(Arc::clone(hint)))
+                .collect()
         };
         if !visit(&stream, iters)? {
             break;

@@ -4,8 +4,9 @@
 //! of the line.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use sluice_chunk::{line_hash, Direction};
+use sluice_chunk::{line_hash, Direction, LineHint};
 use sluice_logql::{LabelSet, SampleExtractor};
 use sluice_proto::logproto::{Sample, SampleQueryRequest, SampleQueryResponse, Series};
 use sluice_proto::timestamp_to_nanos;
@@ -36,11 +37,12 @@ pub(crate) fn query_samples(
     let mut batches = Batches::new(BATCH_SAMPLES, emit);
     let range = (from, through);
     let matchers = extractor.matchers();
+    let hint = Arc::new(LineHint::contains(extractor.required_substrings()));
     read_streams(
         instance,
         matchers,
         shard,
-        range,
+        (range, &hint),
         Direction::Forward,
         |stream, iters| {
             let mut by_series: HashMap<LabelSet, Vec<Sample>> = HashMap::new();

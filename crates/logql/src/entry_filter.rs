@@ -19,6 +19,8 @@ use crate::pipeline::{Pipeline, PipelineError, StreamPipeline};
 #[derive(Debug, Clone)]
 pub struct EntryFilter {
     kind: Kind,
+    /// What every kept line contains (see [`EntryFilter::required_substrings`]).
+    required: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,10 @@ impl EntryFilter {
             .rposition(|stage| matches!(stage, Stage::LineFilter(_) | Stage::LabelFilter(_)))
             .map_or(0, |last| last + 1);
         let stages = &stages[..end];
+        let required = LineFilterChain::new(stages)
+            .required_substrings()
+            .map(<[u8]>::to_vec)
+            .collect();
         let kind = if stages
             .iter()
             .all(|stage| matches!(stage, Stage::LineFilter(_)))
@@ -46,7 +52,13 @@ impl EntryFilter {
         } else {
             Kind::Pipeline(Pipeline::new_with_required(stages, Some(&[]))?)
         };
-        Ok(EntryFilter { kind })
+        Ok(EntryFilter { kind, required })
+    }
+
+    /// The byte strings every kept entry's line contains: the patterns of
+    /// the case-sensitive `|=` filters that test the original line.
+    pub fn required_substrings(&self) -> &[Vec<u8>] {
+        &self.required
     }
 
     /// Binds the filter to one stream; `stream_labels` is only called when

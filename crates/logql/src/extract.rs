@@ -112,6 +112,8 @@ pub struct SampleExtractor {
     post_filters: Vec<LabelFilter>,
     /// The stream selector.
     matchers: Vec<Matcher>,
+    /// What every line that makes a sample contains.
+    required: Vec<Vec<u8>>,
 }
 
 impl SampleExtractor {
@@ -160,6 +162,10 @@ impl SampleExtractor {
             )
         };
         Ok(SampleExtractor {
+            required: crate::LineFilterChain::new(&range.log.pipeline)
+                .required_substrings()
+                .map(<[u8]>::to_vec)
+                .collect(),
             matchers: range.log.matchers.clone(),
             extract,
             kind,
@@ -192,6 +198,13 @@ impl SampleExtractor {
     /// The stream selector's matchers.
     pub fn matchers(&self) -> &[Matcher] {
         &self.matchers
+    }
+
+    /// The byte strings every line that makes a sample contains: the
+    /// patterns of the case-sensitive `|=` filters that test the original
+    /// line.
+    pub fn required_substrings(&self) -> &[Vec<u8>] {
+        &self.required
     }
 
     /// Whether every entry of a stream becomes one sample of one series

@@ -279,6 +279,16 @@ impl LineFilterChain {
     pub fn matches(&self, line: &[u8]) -> bool {
         self.filters.iter().all(|filter| filter.matches(line))
     }
+
+    /// The byte strings every line the chain accepts contains: the patterns
+    /// of its case-sensitive `|=` filters (a reader of stored data may skip
+    /// lines that cannot hold them).
+    pub fn required_substrings(&self) -> impl Iterator<Item = &[u8]> {
+        self.filters.iter().filter_map(|filter| match filter {
+            CompiledFilter::Contains(finder) => Some(finder.needle()),
+            _ => None,
+        })
+    }
 }
 
 impl fmt::Debug for LineFilterChain {
@@ -311,6 +321,21 @@ mod tests {
         assert!(filter(LineFilterOp::NotContains, "err").matches(b"all good"));
         assert!(!filter(LineFilterOp::NotContains, "err").matches(b"an error"));
         assert!(!filter(LineFilterOp::Contains, "Err").matches(b"an error"));
+    }
+
+    #[test]
+    fn required_substrings_are_the_case_sensitive_contains_filters() {
+        let stages = crate::parse_expr(
+            r#"{a="b"} |= "error" != "debug" |~ "(?i)warn" |= "x" or "y" |= "db" | json |= "later""#,
+        )
+        .expect("valid query");
+        let crate::Expr::Log(log) = stages else {
+            panic!("a log query");
+        };
+        let chain = LineFilterChain::new(&log.pipeline);
+        let required: Vec<&[u8]> = chain.required_substrings().collect();
+        // `|= "later"` follows `| json`, which does not rewrite the line.
+        assert_eq!(required, [&b"error"[..], b"db", b"later"]);
     }
 
     #[test]

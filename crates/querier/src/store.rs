@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use sluice_chunk::{
-    line_hash, ChunkError, ChunkIter, ChunkRef, Direction, LabelMatcher, Labels, Shard,
+    line_hash, ChunkError, ChunkIter, ChunkRef, Direction, LabelMatcher, Labels, LineHint, Shard,
 };
 use sluice_common::{stage_span, ErrorCode, HttpError, TenantId};
 use sluice_logql::{EntryFilter, LabelSet, Matcher, SampleExtractor};
@@ -96,6 +96,7 @@ pub(crate) async fn select_logs(
         tenant,
         labels: &found.labels,
         direction,
+        hint: Arc::new(LineHint::contains(keep.required_substrings())),
     };
     // Up to `limit` entries of a chunk that `keep` keeps.
     let read: ChunkReader<Vec<(i64, String)>> = Arc::new(move |iter, labels| {
@@ -176,6 +177,7 @@ pub(crate) async fn select_samples(
         tenant,
         labels: &found.labels,
         direction: Direction::Forward,
+        hint: Arc::new(LineHint::contains(extractor.required_substrings())),
     };
     let read: ChunkReader<HashMap<LabelSet, Samples>> = Arc::new(move |iter, labels| {
         let mut by_series: HashMap<LabelSet, Samples> = HashMap::new();
@@ -271,6 +273,8 @@ struct Scan<'a> {
     /// Labels of the series, by index.
     labels: &'a [Arc<Labels>],
     direction: Direction,
+    /// What every line the query keeps contains: chunks may skip the rest.
+    hint: Arc<LineHint>,
 }
 
 impl Scan<'_> {
@@ -298,6 +302,7 @@ impl Scan<'_> {
                 let read = Arc::clone(read);
                 let labels = Arc::clone(&self.labels[series_index]);
                 let direction = self.direction;
+                let hint = Arc::clone(&self.hint);
                 async move {
                     let chunk = index
                         .store()
@@ -316,7 +321,7 @@ impl Scan<'_> {
                     );
                     let made = tokio::task::spawn_blocking(move || {
                         let _entered = decompress.enter();
-                        let mut iter = chunk.iter(from, through, direction)?;
+                        let mut iter = chunk.iter(from, through, direction)?.with_hint(hint);
                         let (made, entries) = read(&mut iter, &labels)?;
                         decompress.record("entries", entries);
                         Ok::<_, ChunkError>(made)

@@ -50,6 +50,7 @@ pub(crate) use split::TemplateScratch;
 use super::{BlockMeta, EntryRef, Scratch};
 use crate::codec::Codec;
 use crate::error::ChunkError;
+use crate::hint::LineHint;
 use crate::varint::{self, Reader};
 
 /// Stands for a variable in a template key.
@@ -132,12 +133,14 @@ pub(super) fn build(
 }
 
 /// Decompresses a block's sections into its lines, back to back, and their
-/// entries, in stored order.
+/// entries, in stored order, leaving out lines that cannot satisfy `hint`;
+/// also returns how many it left out.
 pub(super) fn parse(
     codec: Codec,
     compressed: &[u8],
     meta: &BlockMeta,
-) -> Result<(Vec<u8>, Vec<EntryRef>), ChunkError> {
+    hint: &LineHint,
+) -> Result<(Vec<u8>, Vec<EntryRef>, usize), ChunkError> {
     let mut reader = Reader::new(compressed);
     let mut section = |name: &str| {
         reader
@@ -158,7 +161,9 @@ pub(super) fn parse(
     let mut column = Vec::new();
     codec.decompress(timestamps, &mut column, timestamps::max_len(meta.entries))?;
     let mut entries = timestamps::read(&column, meta.entries)?;
-    rebuild::lines(codec, structure, variables, meta, &mut entries).map(|text| (text, entries))
+    let text = rebuild::lines(codec, structure, variables, meta, &mut entries, hint)?;
+    let skipped = meta.entries - entries.len();
+    Ok((text, entries, skipped))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::block::v1::MAX_PREALLOCATION;
 use crate::block::{BlockMeta, EntryRef};
 use crate::codec::Codec;
 use crate::error::ChunkError;
+use crate::hint::LineHint;
 use crate::varint::{self, Reader};
 
 /// Longest varint.
@@ -25,7 +26,8 @@ pub(super) fn lines(
     structure: &[u8],
     variables: &[u8],
     meta: &BlockMeta,
-    entries: &mut [EntryRef],
+    entries: &mut Vec<EntryRef>,
+    hint: &LineHint,
 ) -> Result<Vec<u8>, ChunkError> {
     // Keys escape at most every byte of the lines, numbers take a varint per
     // entry and column lengths one per variable (at most one per line byte).
@@ -76,10 +78,24 @@ pub(super) fn lines(
     }
     values.resize(total + PADDING, 0);
 
+    let keep = templates.keep(&values[..total], hint);
+    if keep.as_ref().is_some_and(|keep| !keep.contains(&true)) {
+        // No line can satisfy the hint: nothing to rebuild.
+        entries.clear();
+        return Ok(Vec::new());
+    }
     let mut text = Lines::new(size);
-    for (entry, number) in entries.iter_mut().zip(numbers) {
-        entry.start = text.len;
-        for piece in templates.pieces(number) {
+    let mut kept = 0;
+    for (index, number) in numbers.into_iter().enumerate() {
+        let pieces = templates.pieces(number);
+        if keep.as_ref().is_some_and(|keep| !keep[number]) {
+            for piece in &pieces[..pieces.len() - 1] {
+                columns[piece.column as usize].skip(&values)?;
+            }
+            continue;
+        }
+        let start = text.len;
+        for piece in pieces {
             let (from, to) = piece.literal;
             text.copy(&templates.literals, from as usize, (to - from) as usize)?;
             if piece.column == NO_COLUMN {
@@ -87,8 +103,14 @@ pub(super) fn lines(
             }
             columns[piece.column as usize].append_to(&values, &mut text)?;
         }
-        entry.len = text.len - entry.start;
+        entries[kept] = EntryRef {
+            ts: entries[index].ts,
+            start,
+            len: text.len - start,
+        };
+        kept += 1;
     }
+    entries.truncate(kept);
     if columns.iter().any(|column| column.at != column.end) {
         return Err(corrupt("a column holds more values than its templates use"));
     }
@@ -180,6 +202,30 @@ impl Templates {
         self.starts.len() - 1
     }
 
+    /// Which templates' lines may satisfy `hint`, given the block's stored
+    /// values; `None` when all may. A word of the hint (ASCII letters only)
+    /// in a line lies within one maximal alphanumeric run: a literal word,
+    /// inside one of the template's literals, or a variable, inside a
+    /// stored value (a reference repeats one; a difference is digits).
+    fn keep(&self, values: &[u8], hint: &LineHint) -> Option<Vec<bool>> {
+        let mut keep: Option<Vec<bool>> = None;
+        for word in hint.words() {
+            let finder = memchr::memmem::Finder::new(word);
+            if finder.find(values).is_some() {
+                continue;
+            }
+            let keep = keep.get_or_insert_with(|| vec![true; self.count()]);
+            for (number, keep) in keep.iter_mut().enumerate() {
+                let pieces = self.pieces(number);
+                let (from, to) = (pieces[0].literal.0, pieces[pieces.len() - 1].literal.1);
+                *keep &= finder
+                    .find(&self.literals[from as usize..to as usize])
+                    .is_some();
+            }
+        }
+        keep
+    }
+
     fn pieces(&self, number: usize) -> &[Piece] {
         &self.pieces[self.starts[number]..self.starts[number + 1]]
     }
@@ -226,6 +272,25 @@ impl Column {
     /// section followed by [`PADDING`] zero bytes.
     #[inline]
     fn append_to(&mut self, values: &[u8], text: &mut Lines) -> Result<(), ChunkError> {
+        match self.next(values)? {
+            Value::Stored(start, end) => text.copy(values, start, end - start),
+            Value::Number(number, width) => {
+                let end = text.reserve(width)?;
+                write_digits(number, &mut text.bytes[text.len..end]);
+                text.len = end;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves past the column's next value, keeping what later values need.
+    fn skip(&mut self, values: &[u8]) -> Result<(), ChunkError> {
+        self.next(values).map(|_| ())
+    }
+
+    /// Reads the column's next value.
+    #[inline]
+    fn next(&mut self, values: &[u8]) -> Result<Value, ChunkError> {
         let at = self.at;
         if at >= self.end {
             return Err(corrupt(
@@ -242,9 +307,9 @@ impl Column {
                 self.previous = Previous::None;
                 let (start, end) = self.recent[place];
                 self.recent[..=place].rotate_right(1);
-                text.copy(values, start as usize, (end - start) as usize)
+                Ok(Value::Stored(start as usize, end as usize))
             }
-            DELTA => self.append_difference(values, text),
+            DELTA => self.difference(values),
             _ => {
                 let (start, end) = self.stored(values, at)?;
                 self.previous = Previous::Stored(start as u32, end as u32);
@@ -253,7 +318,7 @@ impl Column {
                     self.recent[..self.known].rotate_right(1);
                     self.recent[0] = (start as u32, end as u32);
                 }
-                text.copy(values, start, end - start)
+                Ok(Value::Stored(start, end))
             }
         }
     }
@@ -270,7 +335,7 @@ impl Column {
         Ok((start, end))
     }
 
-    fn append_difference(&mut self, values: &[u8], text: &mut Lines) -> Result<(), ChunkError> {
+    fn difference(&mut self, values: &[u8]) -> Result<Value, ChunkError> {
         let (delta, used) = values
             .get(self.at + 1..self.end)
             .and_then(varint::varint)
@@ -292,11 +357,16 @@ impl Column {
             .ok_or_else(|| corrupt("number difference out of range"))?;
         self.at += 1 + used;
         self.previous = Previous::Number(number, width);
-        let end = text.reserve(width)?;
-        write_digits(number, &mut text.bytes[text.len..end]);
-        text.len = end;
-        Ok(())
+        Ok(Value::Number(number, width))
     }
+}
+
+/// A value read from a column.
+enum Value {
+    /// Stored at this range of the variables section.
+    Stored(usize, usize),
+    /// A number rebuilt from a difference, and its width in digits.
+    Number(u64, usize),
 }
 
 /// Writes `number` into `out` as decimal digits, zero-padded on the left to

@@ -1,10 +1,24 @@
 use proptest::prelude::*;
 
 use super::super::tests::{build, refs};
-use super::super::{decode_block, BlockMeta, DecodedBlock};
+use super::super::{decode_block, decode_block_with_hint, BlockMeta, DecodedBlock};
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::format::ChunkFormat;
+use crate::hint::LineHint;
+
+/// The lines of a block decoded with `hint`.
+fn hinted(lines: &[(i64, &str)], hint: &LineHint) -> Vec<String> {
+    let block = build(ChunkFormat::V3, Codec::Zstd, lines);
+    let decoded =
+        decode_block_with_hint(ChunkFormat::V3, Codec::Zstd, &block.data, &block.meta, hint)
+            .expect("valid");
+    decoded
+        .entries
+        .iter()
+        .map(|entry| decoded.text[entry.start..entry.end()].to_owned())
+        .collect()
+}
 
 fn decode(codec: Codec, data: &[u8], meta: &BlockMeta) -> Result<DecodedBlock, ChunkError> {
     decode_block(ChunkFormat::V3, codec, data, meta)
@@ -194,6 +208,30 @@ fn differences_and_references_are_checked() {
     }
 }
 
+#[test]
+fn a_hint_skips_lines_and_blocks_that_cannot_hold_its_words() {
+    let lines = [
+        (1, "GET /cart 200 in 5 ms"),
+        (2, "error talking to db7 after 3 tries"),
+        (3, "GET /cart 200 in 6 ms"),
+        (4, "retry id=a1b2c3d4e5f60718 errno 9"),
+    ];
+    // "error" is in one template's text only.
+    assert_eq!(
+        hinted(&lines, &LineHint::contains(["error"])),
+        ["error talking to db7 after 3 tries"]
+    );
+    // Nowhere: the block is not rebuilt at all.
+    assert!(hinted(&lines, &LineHint::contains(["needle"])).is_empty());
+    // "db" is inside a variable's stored value: nothing can be skipped.
+    assert_eq!(hinted(&lines, &LineHint::contains(["db"])).len(), 4);
+    // Not only letters: no skipping either (the caller filters).
+    assert_eq!(hinted(&lines, &LineHint::contains(["in 5"])).len(), 4);
+    // Every word must be possible.
+    assert!(hinted(&lines, &LineHint::contains(["error", "cart"])).is_empty());
+    assert_eq!(hinted(&lines, &LineHint::default()).len(), 4);
+}
+
 fn line() -> impl Strategy<Value = String> {
     let token = prop_oneof![
         "[a-z]{1,6}",
@@ -222,6 +260,25 @@ proptest! {
         let (text, entries) = refs(&lines);
         prop_assert_eq!(decoded.text, text);
         prop_assert_eq!(decoded.entries, entries);
+    }
+
+    /// A hint never drops a line that holds its words, and returns only
+    /// lines of the block, in order.
+    #[test]
+    fn hints_keep_every_line_holding_their_words(
+        lines in proptest::collection::vec((0i64..1_000_000, line()), 1..60),
+        word in prop_oneof![Just("ab"), Just("e"), Just("cafe"), Just("x1"), Just("z")],
+    ) {
+        let mut lines = lines;
+        lines.sort_by_key(|(ts, _)| *ts);
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(ts, line)| (*ts, line.as_str())).collect();
+        let got = hinted(&lines, &LineHint::contains([word]));
+        let mut rest = got.iter().peekable();
+        for (_, line) in &lines {
+            let returned = rest.next_if(|got| *got == line).is_some();
+            prop_assert!(returned || !line.contains(word), "{line:?} holds {word:?} and was skipped");
+        }
+        prop_assert!(rest.next().is_none(), "a returned line is not a line of the block, in order");
     }
 
     #[test]
