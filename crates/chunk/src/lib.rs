@@ -36,7 +36,7 @@ pub use block::BlockMeta;
 pub use codec::{Codec, DEFAULT_ZSTD_LEVEL};
 pub use digest::{line_digest, line_hash};
 pub use error::ChunkError;
-pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_MAGIC};
+pub use format::{ChunkFormat, CHUNK_FORMAT_V1, CHUNK_FORMAT_V2, CHUNK_FORMAT_V3, CHUNK_MAGIC};
 pub use hint::LineHint;
 pub use index::{
     ChunkRef, IndexReader, IndexWriter, LabelMatcher, SeriesId, SeriesLabels, INDEX_FORMAT_V1,
