@@ -117,7 +117,10 @@ impl Column {
         let mut previous: Option<(u64, usize)> = None;
         for &(start, end) in &self.values {
             let value = &text[start..end];
-            let number = number(value).map(|number| (number, value.len()));
+            // Only a column of differences needs its numbers' values.
+            let number = deltas
+                .then(|| number(value).map(|number| (number, value.len())))
+                .flatten();
             let last = std::mem::replace(&mut previous, number);
             if let (true, Some((number, width)), Some((last, last_width))) = (deltas, number, last)
             {
