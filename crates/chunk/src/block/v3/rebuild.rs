@@ -1,7 +1,8 @@
 //! Reading a version-3 block: rebuilding its lines from the templates and
 //! the variable columns. Never panics, whatever the bytes.
 
-use super::split::PrehashedMap;
+use std::collections::HashMap;
+
 use super::{context, corrupt, is_id, number, DELTA, END, ESCAPE, MARKER, RECENT, REFERENCE};
 use crate::block::v1::MAX_PREALLOCATION;
 use crate::block::{BlockMeta, EntryRef};
@@ -150,7 +151,8 @@ impl Templates {
             starts: Vec::with_capacity(count.min(reader.remaining()) + 1),
             columns: 0,
         };
-        let mut column_of_context: PrehashedMap<u32> = PrehashedMap::default();
+        // Randomly seeded: the contexts come from the stored bytes.
+        let mut column_of_context: HashMap<u64, u32> = HashMap::new();
         for _ in 0..count {
             let key = reader
                 .uvarint()
@@ -270,7 +272,7 @@ impl Column {
 
     /// Appends the column's next value to `text`. `values` is the variables
     /// section followed by [`PADDING`] zero bytes.
-    #[inline]
+    #[inline(always)]
     fn append_to(&mut self, values: &[u8], text: &mut Lines) -> Result<(), ChunkError> {
         match self.next(values)? {
             Value::Stored(start, end) => text.copy(values, start, end - start),
@@ -289,7 +291,7 @@ impl Column {
     }
 
     /// Reads the column's next value.
-    #[inline]
+    #[inline(always)]
     fn next(&mut self, values: &[u8]) -> Result<Value, ChunkError> {
         let at = self.at;
         if at >= self.end {

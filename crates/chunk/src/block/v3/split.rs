@@ -2,7 +2,7 @@
 //! and laying out the structure and variables sections.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use twox_hash::XxHash3_64;
 
@@ -35,9 +35,9 @@ const CLASSES: [u8; 256] = {
     classes
 };
 
-/// A hasher for keys that are already hashes.
+/// A hasher for keys that are already (seeded) hashes.
 #[derive(Default)]
-pub(super) struct Prehashed(u64);
+struct Prehashed(u64);
 
 impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
@@ -55,8 +55,15 @@ impl Hasher for Prehashed {
     }
 }
 
-/// A map whose keys are hashes or contexts already.
-pub(super) type PrehashedMap<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+/// A map whose keys are seeded hashes already.
+type PrehashedMap<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+
+/// The seed of template key hashes: random per process, so that lines
+/// pushed on purpose cannot make every template collide.
+fn seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64))
+}
 
 /// One template of the block being built.
 #[derive(Debug, Clone)]
@@ -166,7 +173,9 @@ pub(crate) struct TemplateScratch {
     by_hash: PrehashedMap<u32>,
     /// The columns of each template's variables, back to back.
     template_columns: Vec<u32>,
-    column_of_context: PrehashedMap<u32>,
+    /// Column of each context (a randomly seeded map: contexts come from
+    /// pushed lines).
+    column_of_context: HashMap<u64, u32>,
     columns: Vec<Column>,
     /// Columns in use by this block (a prefix of `columns`).
     used: usize,
@@ -264,7 +273,7 @@ impl TemplateScratch {
 
     /// Returns the number of the template in `key`, adding it if new.
     fn template(&mut self) -> u32 {
-        let hash = XxHash3_64::oneshot(&self.key);
+        let hash = XxHash3_64::oneshot_with_seed(seed(), &self.key);
         let mut candidate = self.by_hash.get(&hash).copied();
         while let Some(number) = candidate {
             let template = &self.templates[number as usize];
