@@ -504,6 +504,21 @@ fn limited_log_queries_over_hours_of_flushed_data_are_exact() {
 /// line is level "error" when `(i + s) % 7 == 0`, else "info"; every 50th
 /// is malformed after its level (the parser keeps `level="info"` and sets
 /// `__error__`).
+/// Runs `check` against the all-in-one `p` (ingester memory and the store),
+/// then stops it and runs `check` against a querier-only process reading
+/// its store; reports every failure of both at the end.
+fn check_then_store_only(
+    mut p: SluiceProcess,
+    check: impl Fn(&mut Failures, &SluiceProcess, &str),
+) {
+    let mut f = Failures::new();
+    check(&mut f, &p, "ingester and store");
+    terminate_ok(&mut p);
+    let q = start_querier(&p.data_dir().join("chunks"));
+    check(&mut f, &q, "store only");
+    f.finish();
+}
+
 struct JsonLines {
     job: &'static str,
     first: i64,
@@ -577,7 +592,7 @@ impl JsonLines {
 /// the data is in memory, flushed, or both.
 #[test]
 fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
-    let mut p = SluiceProcess::start_default();
+    let p = SluiceProcess::start_default();
     let data = JsonLines::new("pipe");
     let query = r#"{job="pipe"} | json | level="error" | line_format "n={{.n}} {{.msg}}" | keep job, stream, level"#;
     // What the whole pipeline returns, oldest first.
@@ -623,12 +638,7 @@ fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
             }
         }
     };
-    let mut f = Failures::new();
-    check(&mut f, &p, "ingester and store");
-    terminate_ok(&mut p);
-    let q = start_querier(&p.data_dir().join("chunks"));
-    check(&mut f, &q, "store only");
-    f.finish();
+    check_then_store_only(p, check);
 }
 
 /// Metric queries with parsers (whose samples the ingester extracts and
@@ -637,7 +647,7 @@ fn limited_log_queries_with_parsers_are_exact_in_memory_and_flushed() {
 #[test]
 fn metric_queries_with_parsers_are_exact_in_memory_and_flushed() {
     use std::collections::BTreeMap;
-    let mut p = SluiceProcess::start_default();
+    let p = SluiceProcess::start_default();
     let data = JsonLines::new("samp");
     data.push_half_flushed(&p);
 
@@ -723,12 +733,7 @@ fn metric_queries_with_parsers_are_exact_in_memory_and_flushed() {
             (400, true),
         );
     };
-    let mut f = Failures::new();
-    check(&mut f, &p, "ingester and store");
-    terminate_ok(&mut p);
-    let q = start_querier(&p.data_dir().join("chunks"));
-    check(&mut f, &q, "store only");
-    f.finish();
+    check_then_store_only(p, check);
 }
 
 /// Realistic service log lines (the load tool's generator), re-based to

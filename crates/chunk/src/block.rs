@@ -8,6 +8,7 @@
 //! block cutting, chunk sizes and Loki's `chunk_block_size` mean the same
 //! thing in every format.
 
+mod sections;
 mod v1;
 mod v2;
 mod v3;
@@ -71,7 +72,7 @@ pub(crate) struct Scratch {
     pub(crate) raw: Vec<u8>,
     /// The version-2 timestamp column.
     pub(crate) timestamps: Vec<u8>,
-    /// The version-2 length column, or the version-3 template numbers.
+    /// The version-2 length column.
     pub(crate) lengths: Vec<u8>,
     /// The version-3 templates and variable columns.
     pub(crate) templates: v3::TemplateScratch,

@@ -76,7 +76,8 @@ pub struct ChunkIter {
     /// Set once a cursor ran out, so exhausted cursors get dropped.
     has_exhausted: bool,
     error: Option<ChunkError>,
-    hint: Arc<LineHint>,
+    /// Set by [`ChunkIter::with_hint`].
+    hint: Option<Arc<LineHint>>,
 }
 
 impl ChunkIter {
@@ -120,14 +121,14 @@ impl ChunkIter {
             active,
             has_exhausted: false,
             error: None,
-            hint: Arc::default(),
+            hint: None,
         }
     }
 
     /// Lets blocks skip lines that cannot satisfy `hint` (see [`LineHint`]).
     /// The caller still filters what the iterator returns.
     pub fn with_hint(mut self, hint: Arc<LineHint>) -> ChunkIter {
-        self.hint = hint;
+        self.hint = Some(hint);
         self
     }
 
@@ -231,12 +232,13 @@ impl ChunkIter {
     }
 
     fn open(&mut self, block: &PendingBlock) -> Result<(), ChunkError> {
+        let no_hint = LineHint::default();
         let decoded = block::decode_block_with_hint(
             self.format,
             self.codec,
             &block.data,
             &block.meta,
-            &self.hint,
+            self.hint.as_deref().unwrap_or(&no_hint),
         )?;
         let front = decoded
             .entries

@@ -4,6 +4,9 @@
 //! every byte but the last, at most 10 bytes). Signed values are zig-zag mapped
 //! first (`(x << 1) ^ (x >> 63)`), exactly as Go does.
 
+/// The longest a varint or uvarint can be, in bytes.
+pub(crate) const MAX_VARINT_LEN: usize = 10;
+
 /// Appends `value` as an unsigned LEB128 varint.
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {

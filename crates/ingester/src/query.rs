@@ -191,14 +191,10 @@ pub(crate) fn read_streams(
             data.iters(from, through, direction)
                 .map_err(|source| stream.chunk_error(source))?
         };
-        let iters = if hint.is_empty() {
-            iters
-        } else {
-            iters
-                .into_iter()
-                .map(|iter| iter.with_hint(Arc::clone(hint)))
-                .collect()
-        };
+        let iters = iters
+            .into_iter()
+            .map(|iter| iter.with_hint(Arc::clone(hint)))
+            .collect();
         if !visit(&stream, iters)? {
             break;
         }

@@ -40,10 +40,7 @@ impl EntryFilter {
             .rposition(|stage| matches!(stage, Stage::LineFilter(_) | Stage::LabelFilter(_)))
             .map_or(0, |last| last + 1);
         let stages = &stages[..end];
-        let required = LineFilterChain::new(stages)
-            .required_substrings()
-            .map(<[u8]>::to_vec)
-            .collect();
+        let required = LineFilterChain::new(stages).required_substrings();
         let kind = if stages
             .iter()
             .all(|stage| matches!(stage, Stage::LineFilter(_)))

@@ -162,10 +162,7 @@ impl SampleExtractor {
             )
         };
         Ok(SampleExtractor {
-            required: crate::LineFilterChain::new(&range.log.pipeline)
-                .required_substrings()
-                .map(<[u8]>::to_vec)
-                .collect(),
+            required: crate::LineFilterChain::new(&range.log.pipeline).required_substrings(),
             matchers: range.log.matchers.clone(),
             extract,
             kind,

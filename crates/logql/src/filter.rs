@@ -283,11 +283,14 @@ impl LineFilterChain {
     /// The byte strings every line the chain accepts contains: the patterns
     /// of its case-sensitive `|=` filters (a reader of stored data may skip
     /// lines that cannot hold them).
-    pub fn required_substrings(&self) -> impl Iterator<Item = &[u8]> {
-        self.filters.iter().filter_map(|filter| match filter {
-            CompiledFilter::Contains(finder) => Some(finder.needle()),
-            _ => None,
-        })
+    pub fn required_substrings(&self) -> Vec<Vec<u8>> {
+        self.filters
+            .iter()
+            .filter_map(|filter| match filter {
+                CompiledFilter::Contains(finder) => Some(finder.needle().to_vec()),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -333,9 +336,11 @@ mod tests {
             panic!("a log query");
         };
         let chain = LineFilterChain::new(&log.pipeline);
-        let required: Vec<&[u8]> = chain.required_substrings().collect();
         // `|= "later"` follows `| json`, which does not rewrite the line.
-        assert_eq!(required, [&b"error"[..], b"db", b"later"]);
+        assert_eq!(
+            chain.required_substrings(),
+            [&b"error"[..], b"db", b"later"]
+        );
     }
 
     #[test]

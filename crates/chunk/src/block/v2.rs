@@ -14,13 +14,10 @@
 //! Entries are in timestamp order, equal timestamps in arrival order.
 
 use super::v1::MAX_PREALLOCATION;
-use super::{BlockMeta, EntryRef, Scratch};
+use super::{sections, BlockMeta, EntryRef, Scratch};
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::varint::{self, Reader};
-
-/// Longest varint: a column never decompresses to more than this per entry.
-const MAX_VARINT_LEN: usize = 10;
 
 /// Returns the compressed sections of `entries`, whose lines live in `text`.
 pub(super) fn build(
@@ -57,17 +54,12 @@ pub(super) fn build(
             &scratch.raw
         }
     };
-    let mut timestamps = Vec::new();
-    codec.compress_with_level(&scratch.timestamps, zstd_level, &mut timestamps);
-    let mut lengths = Vec::new();
-    codec.compress_with_level(&scratch.lengths, zstd_level, &mut lengths);
-    let mut out = Vec::with_capacity(timestamps.len() + lengths.len() + lines.len() / 4 + 64);
-    varint::put_uvarint(&mut out, timestamps.len() as u64);
-    varint::put_uvarint(&mut out, lengths.len() as u64);
-    out.extend_from_slice(&timestamps);
-    out.extend_from_slice(&lengths);
-    codec.compress_with_level(lines, zstd_level, &mut out);
-    out
+    sections::write(
+        codec,
+        zstd_level,
+        [&scratch.timestamps, &scratch.lengths],
+        lines,
+    )
 }
 
 /// Decompresses a block's sections into its lines, back to back, and their
@@ -77,24 +69,11 @@ pub(super) fn parse(
     compressed: &[u8],
     meta: &BlockMeta,
 ) -> Result<(Vec<u8>, Vec<EntryRef>), ChunkError> {
-    let mut reader = Reader::new(compressed);
-    let mut section = |name: &str| {
-        reader
-            .uvarint()
-            .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(|| ChunkError::corrupt(format!("bad {name} column length in block")))
-    };
-    let timestamps_len = section("timestamp")?;
-    let lengths_len = section("length")?;
-    let timestamps = reader
-        .bytes(timestamps_len)
-        .ok_or_else(|| ChunkError::corrupt("timestamp column runs past the end of its block"))?;
-    let lengths = reader
-        .bytes(lengths_len)
-        .ok_or_else(|| ChunkError::corrupt("length column runs past the end of its block"))?;
-    let lines = compressed.get(reader.position()..).unwrap_or_default();
+    let ([timestamps, lengths], lines) =
+        sections::read(compressed, ["timestamp column", "length column"])?;
 
-    let column_limit = meta.entries.saturating_mul(MAX_VARINT_LEN);
+    // A column never holds more than a varint per entry.
+    let column_limit = meta.entries.saturating_mul(varint::MAX_VARINT_LEN);
     let mut column = Vec::new();
     codec.decompress(timestamps, &mut column, column_limit)?;
     // Every entry takes at least one byte of the column: bounded allocation.

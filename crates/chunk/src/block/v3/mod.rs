@@ -17,8 +17,9 @@
 //! bytes    variables: the columns back to back, to the end of the block
 //! ```
 //!
-//! Each section is compressed on its own with the chunk's codec. Line
-//! lengths are not stored: a line ends where its template does.
+//! Each section is compressed on its own with the chunk's codec, framed as
+//! in version 2 (`sections.rs`). Line lengths are not stored: a line ends
+//! where its template does.
 //!
 //! The column of a variable is named by its *context*: the last [`CONTEXT`]
 //! bytes of its template's key before its marker, so that values that follow
@@ -41,17 +42,19 @@
 //!   counters). Writers use it only in columns where most numbers are within
 //!   [`CLOSE`] of the one before.
 
+mod hashing;
 mod rebuild;
 mod split;
 mod timestamps;
 
 pub(crate) use split::TemplateScratch;
 
-use super::{BlockMeta, EntryRef, Scratch};
+use hashing::SeededMap;
+
+use super::{sections, BlockMeta, EntryRef, Scratch};
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::hint::LineHint;
-use crate::varint::{self, Reader};
 
 /// Stands for a variable in a template key.
 const MARKER: u8 = 0x01;
@@ -78,13 +81,33 @@ fn corrupt(what: &str) -> ChunkError {
     ChunkError::corrupt(format!("version-3 block: {what}"))
 }
 
-/// Names the context (up to [`CONTEXT`] key bytes) that ends `key`.
-fn context(key: &[u8]) -> u64 {
-    let tail = &key[key.len().saturating_sub(CONTEXT)..];
-    let mut packed = [0u8; CONTEXT];
-    packed[..tail.len()].copy_from_slice(tail);
-    // The length tells a short key's context from one padded with zeros.
-    u64::from_le_bytes(packed) ^ (tail.len() as u64).rotate_right(8)
+/// Numbers variable columns by context, in the order contexts first occur:
+/// the one rule writer and reader both follow to agree on every variable's
+/// column.
+#[derive(Debug, Clone, Default)]
+struct ColumnNumbers(SeededMap<u32>);
+
+impl ColumnNumbers {
+    /// The column of the variable whose marker follows `key_before` (the
+    /// template's key up to it).
+    fn of(&mut self, key_before: &[u8]) -> u32 {
+        let tail = &key_before[key_before.len().saturating_sub(CONTEXT)..];
+        let mut packed = [0u8; CONTEXT];
+        packed[..tail.len()].copy_from_slice(tail);
+        // The length tells a short key's context from one padded with zeros.
+        let context = u64::from_le_bytes(packed) ^ (tail.len() as u64).rotate_right(8);
+        let next = self.0.len() as u32;
+        *self.0.entry(context).or_insert(next)
+    }
+
+    /// How many columns have been numbered.
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// The value of a number: a run of at most [`MAX_DELTA_DIGITS`] digits.
@@ -117,19 +140,12 @@ pub(super) fn build(
 ) -> Vec<u8> {
     timestamps::write(entries, &mut scratch.timestamps);
     let (structure, variables) = scratch.templates.split_block(text.as_bytes(), entries);
-    let mut timestamps = Vec::new();
-    codec.compress_with_level(&scratch.timestamps, zstd_level, &mut timestamps);
-    let mut compressed_structure = Vec::new();
-    codec.compress_with_level(structure, zstd_level, &mut compressed_structure);
-    let mut out = Vec::with_capacity(
-        timestamps.len() + compressed_structure.len() + variables.len() / 4 + 64,
-    );
-    varint::put_uvarint(&mut out, timestamps.len() as u64);
-    varint::put_uvarint(&mut out, compressed_structure.len() as u64);
-    out.extend_from_slice(&timestamps);
-    out.extend_from_slice(&compressed_structure);
-    codec.compress_with_level(variables, zstd_level, &mut out);
-    out
+    sections::write(
+        codec,
+        zstd_level,
+        [&scratch.timestamps, structure],
+        variables,
+    )
 }
 
 /// Decompresses a block's sections into its lines, back to back, and their
@@ -141,22 +157,8 @@ pub(super) fn parse(
     meta: &BlockMeta,
     hint: &LineHint,
 ) -> Result<(Vec<u8>, Vec<EntryRef>, usize), ChunkError> {
-    let mut reader = Reader::new(compressed);
-    let mut section = |name: &str| {
-        reader
-            .uvarint()
-            .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(|| corrupt(&format!("bad {name} section length")))
-    };
-    let timestamps_len = section("timestamp")?;
-    let structure_len = section("structure")?;
-    let timestamps = reader
-        .bytes(timestamps_len)
-        .ok_or_else(|| corrupt("timestamp column runs past the end of its block"))?;
-    let structure = reader
-        .bytes(structure_len)
-        .ok_or_else(|| corrupt("structure section runs past the end of its block"))?;
-    let variables = compressed.get(reader.position()..).unwrap_or_default();
+    let ([timestamps, structure], variables) =
+        sections::read(compressed, ["timestamp column", "structure section"])?;
 
     let mut column = Vec::new();
     codec.decompress(timestamps, &mut column, timestamps::max_len(meta.entries))?;

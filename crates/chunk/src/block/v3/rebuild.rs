@@ -1,18 +1,14 @@
 //! Reading a version-3 block: rebuilding its lines from the templates and
 //! the variable columns. Never panics, whatever the bytes.
 
-use std::collections::HashMap;
-
-use super::{context, corrupt, is_id, number, DELTA, END, ESCAPE, MARKER, RECENT, REFERENCE};
+use super::{corrupt, is_id, number, ColumnNumbers, DELTA, END, ESCAPE, MARKER, RECENT, REFERENCE};
 use crate::block::v1::MAX_PREALLOCATION;
 use crate::block::{BlockMeta, EntryRef};
 use crate::codec::Codec;
 use crate::error::ChunkError;
 use crate::hint::LineHint;
-use crate::varint::{self, Reader};
+use crate::varint::{self, Reader, MAX_VARINT_LEN};
 
-/// Longest varint.
-const MAX_VARINT_LEN: usize = 10;
 /// Zero bytes after the literals and the variables, so that [`Lines::copy`]
 /// can copy whole pieces of this many bytes.
 const PADDING: usize = 16;
@@ -21,7 +17,8 @@ const NO_COLUMN: u32 = u32::MAX;
 
 /// Rebuilds the lines of the block whose compressed structure and variables
 /// sections are given, filling in the line ranges of `entries`; returns the
-/// lines back to back.
+/// lines back to back. Lines that cannot satisfy `hint` are left out, and
+/// their entries removed.
 pub(super) fn lines(
     codec: Codec,
     structure: &[u8],
@@ -30,45 +27,12 @@ pub(super) fn lines(
     entries: &mut Vec<EntryRef>,
     hint: &LineHint,
 ) -> Result<Vec<u8>, ChunkError> {
-    // Keys escape at most every byte of the lines, numbers take a varint per
-    // entry and column lengths one per variable (at most one per line byte).
-    let size = meta.uncompressed_size;
-    let limit = size
-        .saturating_mul(2 + MAX_VARINT_LEN)
-        .saturating_add(entries.len().saturating_mul(MAX_VARINT_LEN));
-    let mut structure_bytes = Vec::new();
-    codec.decompress(structure, &mut structure_bytes, limit)?;
-    let mut reader = Reader::new(&structure_bytes);
-    let templates = Templates::read(&mut reader)?;
-    let mut numbers = Vec::with_capacity(entries.len());
-    for _ in 0..entries.len() {
-        let number = reader
-            .uvarint()
-            .and_then(|number| usize::try_from(number).ok())
-            .filter(|number| *number < templates.count())
-            .ok_or_else(|| corrupt("bad template number"))?;
-        numbers.push(number);
-    }
-    // Every stored value takes at least two bytes (a byte and its end, or a
-    // tag and its operand) and makes at least one byte of a line.
-    let values_limit = size.saturating_mul(3);
-    let mut columns = Vec::with_capacity(templates.columns);
-    let mut total = 0usize;
-    for _ in 0..templates.columns {
-        let field = reader
-            .uvarint()
-            .ok_or_else(|| corrupt("bad column length"))?;
-        let end = usize::try_from(field >> 1)
-            .ok()
-            .and_then(|len| total.checked_add(len))
-            .filter(|end| *end <= values_limit)
-            .ok_or_else(|| corrupt("bad column length"))?;
-        columns.push(Column::new(total, end, field & 1 == 1));
-        total = end;
-    }
-    if !reader.is_at_end() {
-        return Err(corrupt("structure section has bytes after its columns"));
-    }
+    let Structure {
+        templates,
+        numbers,
+        mut columns,
+        values_len: total,
+    } = Structure::read(codec, structure, meta)?;
     let mut values = Vec::with_capacity(total.min(MAX_PREALLOCATION) + PADDING);
     codec.decompress(variables, &mut values, total)?;
     if values.len() != total {
@@ -85,7 +49,7 @@ pub(super) fn lines(
         entries.clear();
         return Ok(Vec::new());
     }
-    let mut text = Lines::new(size);
+    let mut text = Lines::new(meta.uncompressed_size);
     let mut kept = 0;
     for (index, number) in numbers.into_iter().enumerate() {
         let pieces = templates.pieces(number);
@@ -116,6 +80,70 @@ pub(super) fn lines(
         return Err(corrupt("a column holds more values than its templates use"));
     }
     Ok(text.finish())
+}
+
+/// The structure section, read.
+struct Structure {
+    templates: Templates,
+    /// The template of each entry.
+    numbers: Vec<usize>,
+    /// Where each column's values are in the variables section.
+    columns: Vec<Column>,
+    /// The size of the variables section, decompressed.
+    values_len: usize,
+}
+
+impl Structure {
+    /// Decompresses and reads the structure section of a block of
+    /// `meta.entries` entries.
+    fn read(codec: Codec, compressed: &[u8], meta: &BlockMeta) -> Result<Structure, ChunkError> {
+        // Keys escape at most every byte of the lines, numbers take a varint
+        // per entry and column lengths one per variable (at most one per line
+        // byte).
+        let size = meta.uncompressed_size;
+        let limit = size
+            .saturating_mul(2 + MAX_VARINT_LEN)
+            .saturating_add(meta.entries.saturating_mul(MAX_VARINT_LEN));
+        let mut bytes = Vec::new();
+        codec.decompress(compressed, &mut bytes, limit)?;
+        let mut reader = Reader::new(&bytes);
+        let templates = Templates::read(&mut reader)?;
+        let mut numbers = Vec::with_capacity(meta.entries.min(bytes.len()));
+        for _ in 0..meta.entries {
+            let number = reader
+                .uvarint()
+                .and_then(|number| usize::try_from(number).ok())
+                .filter(|number| *number < templates.count())
+                .ok_or_else(|| corrupt("bad template number"))?;
+            numbers.push(number);
+        }
+        // Every stored value takes at least two bytes (a byte and its end, or
+        // a tag and its operand) and makes at least one byte of a line.
+        let values_limit = size.saturating_mul(3);
+        let mut columns = Vec::with_capacity(templates.columns);
+        let mut total = 0usize;
+        for _ in 0..templates.columns {
+            let field = reader
+                .uvarint()
+                .ok_or_else(|| corrupt("bad column length"))?;
+            let end = usize::try_from(field >> 1)
+                .ok()
+                .and_then(|len| total.checked_add(len))
+                .filter(|end| *end <= values_limit)
+                .ok_or_else(|| corrupt("bad column length"))?;
+            columns.push(Column::new(total, end, field & 1 == 1));
+            total = end;
+        }
+        if !reader.is_at_end() {
+            return Err(corrupt("structure section has bytes after its columns"));
+        }
+        Ok(Structure {
+            templates,
+            numbers,
+            columns,
+            values_len: total,
+        })
+    }
 }
 
 /// One piece of a template: a literal, then the next value of a column (none
@@ -151,8 +179,7 @@ impl Templates {
             starts: Vec::with_capacity(count.min(reader.remaining()) + 1),
             columns: 0,
         };
-        // Randomly seeded: the contexts come from the stored bytes.
-        let mut column_of_context: HashMap<u64, u32> = HashMap::new();
+        let mut column_numbers = ColumnNumbers::default();
         for _ in 0..count {
             let key = reader
                 .uvarint()
@@ -172,8 +199,7 @@ impl Templates {
                         at += 2;
                     }
                     MARKER => {
-                        let next = column_of_context.len() as u32;
-                        let column = *column_of_context.entry(context(&key[..at])).or_insert(next);
+                        let column = column_numbers.of(&key[..at]);
                         templates.pieces.push(Piece {
                             literal: (literal as u32, templates.literals.len() as u32),
                             column,
@@ -193,7 +219,7 @@ impl Templates {
             });
         }
         templates.starts.push(templates.pieces.len());
-        templates.columns = column_of_context.len();
+        templates.columns = column_numbers.len();
         templates
             .literals
             .resize(templates.literals.len() + PADDING, 0);

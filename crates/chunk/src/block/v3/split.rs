@@ -1,12 +1,8 @@
 //! Writing a version-3 block: splitting lines into templates and variables
 //! and laying out the structure and variables sections.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-
-use twox_hash::XxHash3_64;
-
-use super::{context, is_id, number, CLOSE, DELTA, END, ESCAPE, MARKER, RECENT, REFERENCE};
+use super::hashing::{self, SeededMap};
+use super::{is_id, number, ColumnNumbers, CLOSE, DELTA, END, ESCAPE, MARKER, RECENT, REFERENCE};
 use crate::block::EntryRef;
 use crate::varint;
 
@@ -35,36 +31,6 @@ const CLASSES: [u8; 256] = {
     classes
 };
 
-/// A hasher for keys that are already (seeded) hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// A map whose keys are seeded hashes already.
-type PrehashedMap<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
-
-/// The seed of template key hashes: random per process, so that lines
-/// pushed on purpose cannot make every template collide.
-fn seed() -> u64 {
-    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64))
-}
-
 /// One template of the block being built.
 #[derive(Debug, Clone)]
 struct Template {
@@ -85,8 +51,8 @@ struct Column {
     previous: Option<(u64, usize)>,
     /// Numbers after a number, and how many of those are of the same width
     /// and within [`CLOSE`] of it.
-    numbers: usize,
-    close: usize,
+    pairs: usize,
+    close_pairs: usize,
     /// The last distinct ids, most recent first, as ranges of the block text.
     recent: Vec<(usize, usize)>,
     /// Whether the column holds ids (so a reader must track them).
@@ -97,8 +63,8 @@ impl Column {
     fn clear(&mut self) {
         self.values.clear();
         self.previous = None;
-        self.numbers = 0;
-        self.close = 0;
+        self.pairs = 0;
+        self.close_pairs = 0;
         self.recent.clear();
         self.references = false;
     }
@@ -107,9 +73,9 @@ impl Column {
         self.values.push((start, end));
         let number = number(&text[start..end]).map(|number| (number, end - start));
         if let (Some((number, width)), Some((last, last_width))) = (number, self.previous) {
-            self.numbers += 1;
+            self.pairs += 1;
             if width == last_width && number.abs_diff(last) <= CLOSE {
-                self.close += 1;
+                self.close_pairs += 1;
             }
         }
         self.previous = number;
@@ -120,7 +86,7 @@ impl Column {
     fn encode(&mut self, text: &[u8], out: &mut Vec<u8>) {
         // Differences only where most numbers are close: elsewhere (sizes,
         // durations) the digits compress better than differences of them.
-        let deltas = self.close * 2 > self.numbers;
+        let deltas = self.close_pairs * 2 > self.pairs;
         let mut previous: Option<(u64, usize)> = None;
         for &(start, end) in &self.values {
             let value = &text[start..end];
@@ -170,17 +136,15 @@ pub(crate) struct TemplateScratch {
     /// The keys of the block's templates, back to back.
     keys: Vec<u8>,
     templates: Vec<Template>,
-    by_hash: PrehashedMap<u32>,
+    by_hash: SeededMap<u32>,
     /// The columns of each template's variables, back to back.
     template_columns: Vec<u32>,
-    /// Column of each context (a randomly seeded map: contexts come from
-    /// pushed lines).
-    column_of_context: HashMap<u64, u32>,
+    column_numbers: ColumnNumbers,
     columns: Vec<Column>,
     /// Columns in use by this block (a prefix of `columns`).
     used: usize,
-    /// Template number of each entry.
-    numbers: Vec<u8>,
+    /// Template number of each entry, as uvarints.
+    template_numbers: Vec<u8>,
     structure: Vec<u8>,
     variables_section: Vec<u8>,
 }
@@ -193,7 +157,7 @@ impl TemplateScratch {
         for entry in entries {
             self.split(text, entry.start, entry.end());
             let number = self.template();
-            varint::put_uvarint(&mut self.numbers, u64::from(number));
+            varint::put_uvarint(&mut self.template_numbers, u64::from(number));
             let (from, to) = self.templates[number as usize].columns;
             for (column, variable) in self.template_columns[from..to].iter().zip(&self.variables) {
                 self.columns[*column as usize].push(text, *variable);
@@ -206,7 +170,7 @@ impl TemplateScratch {
             varint::put_uvarint(structure, key.len() as u64);
             structure.extend_from_slice(key);
         }
-        structure.extend_from_slice(&self.numbers);
+        structure.extend_from_slice(&self.template_numbers);
         for column in &mut self.columns[..self.used] {
             let start = self.variables_section.len();
             column.encode(text, &mut self.variables_section);
@@ -221,12 +185,12 @@ impl TemplateScratch {
         self.templates.clear();
         self.by_hash.clear();
         self.template_columns.clear();
-        self.column_of_context.clear();
+        self.column_numbers.clear();
         for column in &mut self.columns[..self.used] {
             column.clear();
         }
         self.used = 0;
-        self.numbers.clear();
+        self.template_numbers.clear();
         self.structure.clear();
         self.variables_section.clear();
     }
@@ -273,7 +237,7 @@ impl TemplateScratch {
 
     /// Returns the number of the template in `key`, adding it if new.
     fn template(&mut self) -> u32 {
-        let hash = XxHash3_64::oneshot_with_seed(seed(), &self.key);
+        let hash = hashing::hash(&self.key);
         let mut candidate = self.by_hash.get(&hash).copied();
         while let Some(number) = candidate {
             let template = &self.templates[number as usize];
@@ -292,16 +256,14 @@ impl TemplateScratch {
             match self.key[at] {
                 ESCAPE => at += 1,
                 MARKER => {
-                    let context = context(&self.key[..at]);
-                    let next = self.column_of_context.len() as u32;
-                    let column = *self.column_of_context.entry(context).or_insert(next);
+                    let column = self.column_numbers.of(&self.key[..at]);
                     self.template_columns.push(column);
                 }
                 _ => {}
             }
             at += 1;
         }
-        self.used = self.column_of_context.len();
+        self.used = self.column_numbers.len();
         if self.columns.len() < self.used {
             self.columns.resize_with(self.used, Column::default);
         }

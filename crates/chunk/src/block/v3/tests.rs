@@ -155,7 +155,7 @@ fn rejects_malformed_blocks() {
     assert!(decode(Codec::None, &block.data, &block.meta).is_ok());
     let valid = block.data.to_vec();
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (Vec::new(), "timestamp section length"),
+        (Vec::new(), "timestamp column length"),
         (valid[..valid.len() - 1].to_vec(), "column"),
         ([&valid[..], &[0x00]].concat(), "exceeds the allowed size"),
         ([&valid[..2], &[0x7f]].concat(), "runs past"),

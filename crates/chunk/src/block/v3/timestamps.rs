@@ -10,11 +10,12 @@
 use super::corrupt;
 use crate::block::EntryRef;
 use crate::error::ChunkError;
-use crate::varint::{self, Reader};
+use crate::varint::{self, Reader, MAX_VARINT_LEN};
 
 /// The most a column of `count` entries can decompress to.
 pub(super) fn max_len(count: usize) -> usize {
-    count.saturating_mul(8).saturating_add(11)
+    // The first timestamp, the width byte, 8 bytes per difference at most.
+    count.saturating_mul(8).saturating_add(MAX_VARINT_LEN + 1)
 }
 
 /// Writes the column of `entries` into `out` (cleared first).
@@ -70,7 +71,9 @@ pub(super) fn read(column: &[u8], count: usize) -> Result<Vec<EntryRef>, ChunkEr
         .bytes(width * gaps)
         .filter(|_| reader.is_at_end())
         .ok_or_else(|| corrupt("timestamp column does not hold the block's entry count"))?;
-    let mut entries = Vec::with_capacity(count);
+    // `count` comes from the block meta; with a width of 0 the column does
+    // not bound it, so the entries grow as they are read instead.
+    let mut entries = Vec::with_capacity(count.min(column.len()));
     let mut ts = first;
     entries.push(entry(ts));
     for index in 0..gaps {
